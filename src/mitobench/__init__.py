@@ -1,0 +1,8 @@
+"""mitobench: benchmark models on atypical vs normal mitotic figure classification."""
+
+__version__ = "0.1.0"
+
+ATYPICAL = 1
+"""Atypical is the positive class everywhere in mitobench."""
+NORMAL = 0
+CLASS_NAMES = {ATYPICAL: "Atypical", NORMAL: "Normal"}

@@ -1,0 +1,78 @@
+"""Bring-your-own data: a folder of `<class>/<image>` files or a CSV of path, label[, group]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mitobench.data.dataset import Dataset
+from mitobench.data.folders import IMAGE_SUFFIXES, class_folders, list_images, parse_label
+from mitobench.data.upstream import read_csv
+from mitobench.errors import DataError
+
+
+def load_folder(root: Path, name: str | None = None) -> Dataset:
+    """A folder with class sub-folders (Atypical/Normal, or 1/0); ids are paths relative to it."""
+    rows = []
+    for label, folder in class_folders(root).items():
+        images = list_images(folder)
+        if not images:
+            raise DataError(f"{folder}: class folder holds no images", "add images or remove it")
+        rows += [
+            {"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label}
+            for p in images
+        ]
+    frame = pd.DataFrame(rows)
+    frame["group"] = pd.NA
+    return Dataset(name or root.name, "all", frame)
+
+
+def load_unlabelled_folder(root: Path) -> Dataset:
+    """Every image under `root` (recursively), for prediction; labels are -1 (unknown)."""
+    if not root.is_dir():
+        raise DataError(f"{root}: folder does not exist", "pass a folder of image patches")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise DataError(f"{root}: no images found", "pass a folder holding .png/.jpg/.tif patches")
+    frame = pd.DataFrame(
+        {"id": [str(p.relative_to(root)) for p in paths], "path": [str(p.resolve()) for p in paths]}
+    )
+    frame["label"] = -1
+    frame["group"] = pd.NA
+    return Dataset(root.name, "all", frame)
+
+
+def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -> Dataset:
+    """A CSV with columns `path`, `label` and optionally `group` and `id`.
+
+    Relative paths are taken relative to the CSV's folder. Without labels (prediction)
+    the `label` column may be absent.
+    """
+    frame = read_csv(path, ("path", "label") if require_labels else ("path",))
+    base = path.parent
+    resolved = []
+    for raw in frame["path"].astype(str):
+        p = Path(raw).expanduser()
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            raise DataError(
+                f"{path}: names an image that does not exist: {raw} (looked at {p})",
+                "fix the path in the CSV (relative paths are relative to the CSV's folder)",
+            )
+        resolved.append(str(p.resolve()))
+    out = pd.DataFrame({"path": resolved})
+    out["id"] = frame["id"].astype(str) if "id" in frame.columns else frame["path"].astype(str)
+    if "label" in frame.columns:
+        out["label"] = [parse_label(v, f"{path} row {i + 2}") for i, v in enumerate(frame["label"])]
+    else:
+        out["label"] = -1
+    out["group"] = frame["group"] if "group" in frame.columns else pd.NA
+    extra = [c for c in frame.columns if c not in {"path", "id", "label", "group"}]
+    out = pd.concat([out, frame[extra]], axis=1)
+    if require_labels and out["label"].nunique() < 2:
+        raise DataError(
+            f"{path}: every row has the same label",
+            "a labelled dataset needs both atypical and normal examples",
+        )
+    return Dataset(name or path.stem, "all", out)

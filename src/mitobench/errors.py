@@ -1,0 +1,33 @@
+"""Typed errors: the library raises them, the CLI turns them into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class MitobenchError(Exception):
+    """A problem the user can fix; carries the fix so the message names both."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
+
+
+class DataError(MitobenchError):
+    """Missing, malformed or inconsistent data on disk."""
+
+
+class ConfigError(MitobenchError):
+    """An invalid experiment configuration or command-line value."""
+
+
+class ModelError(MitobenchError):
+    """A model that cannot be built or whose weights cannot be loaded."""
+
+
+class DownloadError(MitobenchError):
+    """A download that failed or arrived broken."""
