@@ -113,8 +113,7 @@ def _fold_summary(train: object, folds: object) -> str:
     for k in np.unique(folds):  # type: ignore[call-overload]
         m = folds == k
         parts.append(
-            f"fold {k}: {m.sum()} figures ({labels[m].sum()} atypical), "
-            f"{len(set(groups[m]))} slides"
+            f"fold {k}: {m.sum()} figures ({labels[m].sum()} atypical), {len(set(groups[m]))} slides"
         )
     return "\n".join(parts)
 

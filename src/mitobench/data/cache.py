@@ -63,9 +63,8 @@ class ImageCache:
         cached = self._read(content_key)
         if cached is None:
             cached = self._decode(blobs, paths, size, progress)
-            with atomic_path(self._array_path(content_key)) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, cached)
+            with atomic_path(self._array_path(content_key)) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, cached)
             _MEMORY[content_key] = cached
         atomic_write_text(self._stat_path(stat_key), json.dumps({"content": content_key}))
         return cached

@@ -19,10 +19,7 @@ def load_folder(root: Path, name: str | None = None) -> Dataset:
         images = list_images(folder)
         if not images:
             raise DataError(f"{folder}: class folder holds no images", "add images or remove it")
-        rows += [
-            {"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label}
-            for p in images
-        ]
+        rows += [{"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label} for p in images]
     frame = pd.DataFrame(rows)
     frame["group"] = pd.NA
     return Dataset(name or root.name, "all", frame)

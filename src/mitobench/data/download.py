@@ -88,17 +88,13 @@ def extract(archive: Path, into: Path) -> None:
                 "the server returned something else (an error page?); check --url",
             )
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-        raise DownloadError(
-            f"{archive}: archive is broken ({exc})", "run the command again"
-        ) from None
+        raise DownloadError(f"{archive}: archive is broken ({exc})", "run the command again") from None
 
 
 def _check_member(name: str, into: Path) -> None:
     dest = (into / name).resolve()
     if not dest.is_relative_to(into.resolve()):
-        raise DownloadError(
-            f"archive member {name!r} escapes the target folder", "use a trusted archive"
-        )
+        raise DownloadError(f"archive member {name!r} escapes the target folder", "use a trusted archive")
 
 
 def install(extracted: Path, data_root: Path, overwrite: bool = False) -> list[str]:

@@ -49,9 +49,7 @@ def read_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndar
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(
-            f"{path}: image file does not exist", "check the path or data root"
-        ) from None
+        raise DataError(f"{path}: image file does not exist", "check the path or data root") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read image ({exc})", "check file permissions") from None
     return decode_image(data, path, size)

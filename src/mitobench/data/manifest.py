@@ -35,8 +35,7 @@ def dataset_files(data_root: Path, name: str) -> list[Path]:
 def write_manifest(data_root: Path, name: str, target: Path) -> int:
     """Write `sha256  relative/path` lines for a dataset (how the shipped manifests are made)."""
     lines = [
-        f"{sha256_file(p)}  {p.relative_to(data_root).as_posix()}"
-        for p in dataset_files(data_root, name)
+        f"{sha256_file(p)}  {p.relative_to(data_root).as_posix()}" for p in dataset_files(data_root, name)
     ]
     target.write_text("\n".join(lines) + "\n")
     return len(lines)
@@ -105,9 +104,7 @@ def _verify_by_decoding(data_root: Path, name: str, progress: Progress) -> Verif
         got = len(by_class.get(label, []))
         if got != expected:
             cls = "Atypical" if label == 1 else "Normal"
-            result.problems.append(
-                f"{data_root / spec.folder / cls}: {got} images, expected {expected}"
-            )
+            result.problems.append(f"{data_root / spec.folder / cls}: {got} images, expected {expected}")
     paths = [p for group in by_class.values() for p in group]
     progress.start(f"decoding {spec.title}", len(paths))
     for p in paths:

@@ -19,9 +19,7 @@ AMIBR_EXPERTS = ("expert1", "expert2", "expert3")
 def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """Read a metadata CSV, naming the file and the missing columns on failure."""
     if not path.is_file():
-        raise DataError(
-            f"{path}: metadata file is missing", "re-download with `mitobench data download`"
-        )
+        raise DataError(f"{path}: metadata file is missing", "re-download with `mitobench data download`")
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -67,8 +65,7 @@ def load_amibr(data_root: Path, split: str) -> Dataset:
     if unlisted.any():
         example = frame.loc[unlisted, "path"].iloc[0]
         raise DataError(
-            f"{example}: image is not listed in {data_root / AMIBR_META} "
-            f"({int(unlisted.sum())} such images)",
+            f"{example}: image is not listed in {data_root / AMIBR_META} ({int(unlisted.sum())} such images)",
             "remove images that do not belong to AMi-Br, or re-download the dataset",
         )
     if split == "all":
