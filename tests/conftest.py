@@ -1,0 +1,109 @@
+"""Shared fixtures: the real data at ../shared/data, and small synthetic data roots."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MITOBENCH_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own cache directory, so caches never leak between tests."""
+    monkeypatch.setenv("MITOBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    from mitobench.data import cache
+
+    cache.clear_memory()
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    """The real upstream data; tests using it skip with a reason when it is absent."""
+    if not (SHARED_DATA / "AMi-Br").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set MITOBENCH_TEST_DATA)")
+    return SHARED_DATA
+
+
+def write_png(path: Path, rgb: np.ndarray | None = None, seed: int = 0, mode: str = "RGB") -> Path:
+    """A small random-texture image (or the given array) saved as PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if rgb is None:
+        rgb = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert(mode).save(path)
+    return path
+
+
+def make_atnorm(root: Path, folder: str = "AtNorM-Br", n_atyp: int = 3, n_norm: int = 5) -> Path:
+    """An AtNorM-style dataset: `<folder>/{Atypical,Normal}/<n>.png`."""
+    n = 1
+    for cls, count in (("Atypical", n_atyp), ("Normal", n_norm)):
+        for _ in range(count):
+            write_png(root / folder / cls / f"{n}.png", seed=n)
+            n += 1
+    return root
+
+
+def make_amibr(root: Path, n_slides: int = 10, per_slide: int = 6, n_test_slides: int = 3) -> Path:
+    """A small AMi-Br in the upstream layout, with AMI-BR.csv and amibr_train_split.csv."""
+    rows = []
+    uid = 0
+    rng = np.random.default_rng(0)
+    for s in range(n_slides + n_test_slides):
+        for _ in range(per_slide):
+            uid += 1
+            atyp = bool(rng.random() < 0.3) or uid % 5 == 0
+            rows.append(
+                {
+                    "slide": f"{s:03d}.tiff", "dataset": "MIDOG21", "uid": uid, "x": 0, "y": 0,
+                    "expert1_label": "AMF other" if atyp else "NMF metaphase",
+                    "expert2_label": "AMF other" if atyp else "NMF prometaphase",
+                    "expert1_atypical": atyp, "expert2_atypical": atyp,
+                    "expert3_atypical": not atyp if uid % 7 == 0 else atyp,
+                    "majority_atypical": atyp,
+                }
+            )  # fmt: skip
+            cls = "Atypical" if atyp else "Normal"
+            write_png(root / "AMi-Br" / cls / f"MIDOG21_{uid}.png", seed=uid)
+    meta = pd.DataFrame(rows)
+    meta.to_csv(root / "AMI-BR.csv")
+    train = meta[meta["slide"] < f"{n_slides:03d}.tiff"].copy()
+    train["final_label"] = np.where(train["majority_atypical"], "Atypical", "Normal")
+    train["dataset_uid"] = train["dataset"] + "_" + train["uid"].astype(str) + ".png"
+    train.to_csv(root / "amibr_train_split.csv")
+    return root
+
+
+@pytest.fixture
+def synth_root(tmp_path: Path) -> Path:
+    """A data root with a small AMi-Br and AtNorM-Br."""
+    root = tmp_path / "data"
+    make_amibr(root)
+    make_atnorm(root)
+    return root
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run the real console entry point in-process: returns (exit code, stdout, stderr)."""
+    from mitobench.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["mitobench", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

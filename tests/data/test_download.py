@@ -1,0 +1,100 @@
+"""Download against a local HTTP server serving a fixture archive, including broken transfers."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mitobench.data.download import download
+from mitobench.data.registry import load, present
+from mitobench.errors import DownloadError
+from tests.conftest import make_amibr, make_atnorm
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    payloads: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        body = self.payloads.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        if self.path.startswith("/short"):  # announce more than is sent: a dropped connection
+            self.send_header("Content-Length", str(len(body) * 2))
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> bytes:
+    """A zip laid out like the upstream repository archive."""
+    src = tmp_path / "src" / "AMi-Br_Benchmark-main"
+    make_amibr(src)
+    make_atnorm(src, "AtNorM-Br")
+    make_atnorm(src, "AtNorM-MD")
+    zip_path = shutil.make_archive(str(tmp_path / "upstream"), "zip", tmp_path / "src")
+    return Path(zip_path).read_bytes()
+
+
+@pytest.fixture
+def server(archive: bytes) -> Iterator[str]:
+    _Handler.payloads = {
+        "/upstream.zip": archive,
+        "/short.zip": archive[: len(archive) // 2],
+        "/broken.zip": archive[: len(archive) // 2],
+        "/page.html": b"<html>not found</html>",
+    }
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_download_installs_every_dataset(server: str, tmp_path: Path, cli) -> None:
+    root = tmp_path / "root"
+    code, out, err = cli("data", "download", "--data-root", root, "--url", f"{server}/upstream.zip")
+    assert code == 0, err
+    assert sorted(present(root)) == ["amibr", "atnorm-br", "atnorm-md"]
+    assert load("amibr/train", root).summary()["n"] > 0
+    assert not list(root.glob(".download-*")), "temporary files must be cleaned up"
+
+
+def test_file_url_works(archive: bytes, tmp_path: Path) -> None:
+    local = tmp_path / "a.zip"
+    local.write_bytes(archive)
+    assert "atnorm-br" in download(tmp_path / "root", url=local.as_uri())
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("/short.zip", "incomplete"), ("/broken.zip", "broken"), ("/page.html", "not a zip"),
+     ("/missing.zip", "failed")],
+)  # fmt: skip
+def test_broken_downloads_leave_nothing_behind(server: str, tmp_path: Path, path: str, message: str) -> None:
+    root = tmp_path / "root"
+    with pytest.raises(DownloadError, match=message):
+        download(root, url=f"{server}{path}")
+    assert present(root) == []
+    assert list(root.iterdir()) == []
+
+
+def test_checksum_mismatch_is_refused(server: str, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="sha256"):
+        download(tmp_path / "r", url=f"{server}/upstream.zip", sha256="0" * 64)
+
+
+def test_cli_reports_failed_download(server: str, tmp_path: Path, cli) -> None:
+    code, _, err = cli("data", "download", "--data-root", tmp_path, "--url", f"{server}/short.zip")
+    assert code == 2 and "incomplete" in err and "Traceback" not in err
