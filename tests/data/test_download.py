@@ -19,7 +19,7 @@ from tests.conftest import make_amibr, make_atnorm
 class _Handler(http.server.BaseHTTPRequestHandler):
     payloads: dict[str, bytes] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         body = self.payloads.get(self.path)
         if body is None:
             self.send_error(404)

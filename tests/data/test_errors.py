@@ -98,9 +98,9 @@ def test_csv_naming_missing_files(cli, tmp_path: Path) -> None:
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     write_png(tmp_path / "a.png")
     write_png(tmp_path / "b.png")
-    pd.DataFrame(
-        {"path": ["a.png", "b.png"], "label": [1, 0], "id": ["x", "x"]}
-    ).to_csv(tmp_path / "set.csv", index=False)
+    pd.DataFrame({"path": ["a.png", "b.png"], "label": [1, 0], "id": ["x", "x"]}).to_csv(
+        tmp_path / "set.csv", index=False
+    )
     with pytest.raises(DataError, match="'x' occurs 2 times"):
         load(str(tmp_path / "set.csv"), tmp_path)
 
