@@ -7,6 +7,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.conftest import make_amibr, make_atnorm
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    payloads: dict[str, bytes] = {}
+    payloads: ClassVar[dict[str, bytes]] = {}
 
     def do_GET(self) -> None:
         body = self.payloads.get(self.path)
@@ -64,7 +65,7 @@ def server(archive: bytes) -> Iterator[str]:
 
 def test_download_installs_every_dataset(server: str, tmp_path: Path, cli) -> None:
     root = tmp_path / "root"
-    code, out, err = cli("data", "download", "--data-root", root, "--url", f"{server}/upstream.zip")
+    code, _, err = cli("data", "download", "--data-root", root, "--url", f"{server}/upstream.zip")
     assert code == 0, err
     assert sorted(present(root)) == ["amibr", "atnorm-br", "atnorm-md"]
     assert load("amibr/train", root).summary()["n"] > 0

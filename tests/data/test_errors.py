@@ -82,7 +82,7 @@ def test_16_bit_images_are_refused(tmp_path: Path) -> None:
 def test_mixed_image_sizes_are_refused(tmp_path: Path) -> None:
     root = make_atnorm(tmp_path, "AtNorM-Br")
     write_png(root / "AtNorM-Br" / "Normal" / "99.png", np.zeros((20, 20, 3), np.uint8))
-    with pytest.raises(DataError, match="99.png: image is 20x20"):
+    with pytest.raises(DataError, match=r"99\.png: image is 20x20"):
         ImageCache().load(load("atnorm-br", root))
 
 
@@ -108,7 +108,7 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
 def test_same_file_name_in_both_class_folders(synth_root: Path) -> None:
     src = synth_root / "AtNorM-Br" / "Atypical" / "1.png"
     shutil.copy(src, synth_root / "AtNorM-Br" / "Normal" / "1.png")
-    with pytest.raises(DataError, match="'1.png' occurs 2 times"):
+    with pytest.raises(DataError, match=r"'1\.png' occurs 2 times"):
         load("atnorm-br", synth_root)
 
 
@@ -123,7 +123,9 @@ def test_custom_folder_and_csv(tmp_path: Path) -> None:
     root = make_atnorm(tmp_path, "mine")
     ds = load(str(root / "mine"), tmp_path)
     assert ds.summary()["n"] == 8 and set(ds.labels) == {0, 1}
-    rows = [{"path": str(p), "label": int(lbl), "group": "s1"} for p, lbl in zip(ds.paths, ds.labels)]
+    rows = [
+        {"path": str(p), "label": int(lbl), "group": "s1"} for p, lbl in zip(ds.paths, ds.labels, strict=True)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "mine.csv", index=False)
     from_csv = load(str(tmp_path / "mine.csv"), tmp_path)
     assert (from_csv.labels == ds.labels).all() and from_csv.summary()["n_slides"] == 1
