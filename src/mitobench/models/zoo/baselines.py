@@ -12,7 +12,8 @@ register(
     ),
     ModelSpec(
         name="vit_large_patch16_224", title="ViT-L/16", family=Family.END_TO_END,
-        source=Source.TIMM, architecture="vit_large_patch16_224", repo="timm/vit_large_patch16_224.augreg_in21k_ft_in1k",
+        source=Source.TIMM, architecture="vit_large_patch16_224",
+        repo="timm/vit_large_patch16_224.augreg_in21k_ft_in1k",
         embed_dim=1024, mean=HALF, std=HALF, pooling=Pooling.POOLED, licence="apache-2.0",
     ),
     ModelSpec(

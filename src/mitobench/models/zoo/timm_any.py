@@ -10,7 +10,7 @@ from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
 def spec_from_timm(name: str) -> ModelSpec | None:
     """A spec for any timm architecture (with ImageNet weights when timm has them), else None."""
-    arch, _, tag = name.partition(".")
+    arch = name.partition(".")[0]
     if not timm.is_model(arch):
         return None
     with torch.device("meta"):
