@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets: info, folds, verify, download.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(help="Models: list the zoo, check one.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 DataRoot = Annotated[
     Path | None,
@@ -164,6 +166,59 @@ def data_download(
         status = "ok" if r.ok else f"{len(r.problems)} problem(s), run `mitobench data verify`"
         out_console.print(f"{r.name}: installed in {root} ({status})")
     _note_missing(root)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonFlag = False) -> None:
+    """Every registered model: family, embedding size, gated, usable offline here."""
+    from mitobench.models.doctor import offline_available
+    from mitobench.models.registry import all_specs
+
+    rows = [
+        {
+            "name": s.name, "title": s.title, "family": s.family.value, "embed_dim": s.embed_dim,
+            "gated": s.gated, "offline": offline_available(s), "source": s.hub_id or s.source.value,
+            "licence": s.licence,
+        }
+        for s in all_specs()
+    ]  # fmt: skip
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="mitobench model zoo")
+    for col in ("name", "family", "embed dim", "gated", "offline here", "source", "licence"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"], r["family"], str(r["embed_dim"]), "yes" if r["gated"] else "no",
+            "yes" if r["offline"] else "no", r["source"], r["licence"],
+        )  # fmt: skip
+    out_console.print(table)
+
+
+@models_app.command("check")
+def models_check(
+    name: Annotated[str, typer.Argument(help="A registered model or any timm model name.")],
+    weights: Annotated[
+        Path | None, typer.Option(help="Local weight file or folder (hub layout) to load.")
+    ] = None,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="Check the architecture only, random weights.")
+    ] = False,
+) -> None:
+    """Doctor: token, network, weight source; builds the model and runs one forward pass."""
+    from mitobench.models.doctor import diagnose
+
+    diag = diagnose(name, weights=weights, random_init=random_init)
+    out_console.print(f"[bold]{diag.spec.title}[/] ({diag.spec.name}, {diag.spec.family.value})")
+    for c in diag.checks:
+        mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
+        out_console.print(f"  {mark} {c.name:8s} {c.detail}", highlight=False)
+    if diag.embedding_shape:
+        out_console.print(f"  embedding shape {diag.embedding_shape}")
+    out_console.print(f"  dtype: {diag.advice}")
+    if not diag.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

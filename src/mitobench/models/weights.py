@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,21 @@ def hub_token() -> str | None:
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host accepts a connection (a quick probe, no request)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("//")[-1].split("/")[0]
+    port = 80 if endpoint.startswith("http://") else 443
+    if ":" in host:
+        host, port_text = host.rsplit(":", 1)
+        port = int(port_text)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def local_weights(spec: ModelSpec, location: str | Path) -> Weights:
@@ -129,10 +145,11 @@ def hub_weights(spec: ModelSpec) -> Weights:
         f"pass `--weights {spec.name}=DIR` (or set it under `weights:` in the config)"
     )
     token = hub_token()
+    local_only = not hub_offline() and not hub_reachable()  # fail fast instead of retrying
     not_cached = False
     for filename in wanted:
         try:
-            path = Path(hf_hub_download(repo, filename, token=token))
+            path = Path(hf_hub_download(repo, filename, token=token, local_files_only=local_only))
         except GatedRepoError:
             raise ModelError(
                 f"{spec.name}: {repo} is gated and "
@@ -153,7 +170,7 @@ def hub_weights(spec: ModelSpec) -> Weights:
         except OSError as exc:
             raise ModelError(f"{spec.name}: cannot fetch {repo} ({exc})", offline_fix) from None
         if spec.source is Source.TRANSFORMERS:
-            _fetch_first(repo, ("model.safetensors", "pytorch_model.bin"), token)
+            _fetch_first(repo, ("model.safetensors", "pytorch_model.bin"), token, local_only)
         return Weights(path if spec.source is not Source.TRANSFORMERS else path.parent, f"hf-hub:{repo}")
     if not_cached:
         why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub cannot be reached"
@@ -161,14 +178,14 @@ def hub_weights(spec: ModelSpec) -> Weights:
     raise ModelError(f"{spec.name}: {repo} holds none of {', '.join(wanted)}", offline_fix)
 
 
-def _fetch_first(repo: str, filenames: tuple[str, ...], token: str | None) -> None:
+def _fetch_first(repo: str, filenames: tuple[str, ...], token: str | None, local_only: bool) -> None:
     """Bring a transformers repo's weight file into the cache beside its config."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     for name in filenames:
         try:
-            hf_hub_download(repo, name, token=token)
+            hf_hub_download(repo, name, token=token, local_files_only=local_only)
             return
         except EntryNotFoundError:
             continue
