@@ -25,7 +25,7 @@ IMAGES = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8, generator=torc
 def _save_hub_layout(folder: Path, name: str = "uni", overrides: dict | None = None) -> torch.Tensor:
     """Save a random model as `config.json` + `model.safetensors`; return its embeddings."""
     torch.manual_seed(123)
-    enc = build(name, pretrained=False, overrides=overrides or SMALL)
+    enc = build(name, pretrained=False, overrides=SMALL if overrides is None else overrides)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in enc.network.state_dict().items()}, folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps({"architecture": enc.spec.architecture}))

@@ -11,7 +11,7 @@ from mitobench.errors import MitobenchError
 from mitobench.models import weights as wmod
 from mitobench.models.builder import build
 from mitobench.models.registry import get
-from mitobench.models.spec import ModelSpec, Source
+from mitobench.models.spec import Family, ModelSpec, Source
 
 
 @dataclass
@@ -65,11 +65,11 @@ def diagnose(name: str, weights: str | Path | None = None, random_init: bool = F
     )
     if uses_hub:
         token = wmod.hub_token()
-        diag.checks.append(Check(
-            "token", bool(token) or not spec.gated,
-            "found (HF_TOKEN or cached login)" if token else
-            ("missing: gated model, set HF_TOKEN or run `hf auth login`" if spec.gated else "none (not needed)"),
-        ))  # fmt: skip
+        if token:
+            detail = "found (HF_TOKEN or cached login)"
+        else:
+            detail = "missing: gated model, set HF_TOKEN or run `hf auth login`" if spec.gated else "none"
+        diag.checks.append(Check("token", bool(token) or not spec.gated, detail))
         cached = wmod.hub_cached(spec)
         if wmod.hub_offline():
             diag.checks.append(
@@ -82,9 +82,12 @@ def diagnose(name: str, weights: str | Path | None = None, random_init: bool = F
             )
         else:
             reachable = wmod.hub_reachable()
-            diag.checks.append(Check("network", reachable or cached,
-                "hub reachable" if reachable else
-                ("hub unreachable; weights in local cache" if cached else "hub unreachable, weights not cached")))  # fmt: skip
+            detail = (
+                "hub reachable"
+                if reachable
+                else "hub unreachable; weights " + ("in the local cache" if cached else "not cached")
+            )
+            diag.checks.append(Check("network", reachable or cached, detail))
     try:
         encoder = build(spec, weights=weights, pretrained=not random_init)
         diag.checks.append(Check("weights", True, encoder.weights_origin))
