@@ -48,7 +48,7 @@ def dtype_advice(spec: ModelSpec) -> str:
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported()
         return f"CUDA ({torch.cuda.get_device_name(0)}): autocast {'bfloat16' if bf16 else 'float32'}" + (
-            "; avoid float16 (UNI-style ViTs overflow to NaN)" if spec.family.value == "foundation" else ""
+            "; avoid float16 (UNI-style ViTs overflow to NaN)" if spec.family is Family.FOUNDATION else ""
         )
     return "CPU: bfloat16 autocast where the CPU supports it (≈2× inference), channels_last for CNNs"
 
