@@ -48,6 +48,10 @@ class ImageCache:
 
     def load(self, dataset: Dataset, progress: Progress | None = None) -> np.ndarray:
         """The images of `dataset` in its order; decodes only on a cache miss."""
+        return self.load_keyed(dataset, progress)[0]
+
+    def load_keyed(self, dataset: Dataset, progress: Progress | None = None) -> tuple[np.ndarray, str]:
+        """The images and their content hash (which keys caches derived from them)."""
         progress = progress or NullProgress()
         paths = dataset.paths
         size = dataset.image_size
@@ -58,7 +62,7 @@ class ImageCache:
         if content_key is not None:
             cached = self._read(content_key)
             if cached is not None:
-                return cached
+                return cached, content_key
         blobs, content_key = self._hash_contents(paths, size, progress)
         cached = self._read(content_key)
         if cached is None:
@@ -67,11 +71,7 @@ class ImageCache:
                 np.save(fh, cached)
             _MEMORY[content_key] = cached
         atomic_write_text(self._stat_path(stat_key), json.dumps({"content": content_key}))
-        return cached
-
-    def content_key(self, dataset: Dataset) -> str:
-        """The content hash of `dataset` (reads every file); used to key embedding caches."""
-        return self._hash_contents(dataset.paths, dataset.image_size, NullProgress())[1]
+        return cached, content_key
 
     def _lookup_stat(self, stat_key: str) -> str | None:
         path = self._stat_path(stat_key)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import timm
+import torch
 from torch import nn
 
 from mitobench.errors import ModelError
@@ -89,4 +91,14 @@ def build(
     network = create_network(spec, resolved, overrides)
     network.eval()
     origin = resolved.origin if resolved else "random-init"
-    return Encoder(spec, network, origin)
+    fingerprint = resolved.fingerprint() if resolved else "random-init:" + parameter_hash(network)
+    return Encoder(spec, network, origin, fingerprint)
+
+
+def parameter_hash(module: nn.Module) -> str:
+    """A hash of every parameter and buffer (identifies randomly initialised weights)."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]

@@ -16,11 +16,15 @@ from mitobench.models.spec import ModelSpec, Pooling
 class Encoder(nn.Module):
     """uint8 images (N, H, W, 3) or float tensors already prepared -> (N, embed_dim) embeddings."""
 
-    def __init__(self, spec: ModelSpec, network: nn.Module, weights_origin: str) -> None:
+    def __init__(
+        self, spec: ModelSpec, network: nn.Module, weights_origin: str, fingerprint: str = ""
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.network = network
         self.weights_origin = weights_origin
+        self.fingerprint = fingerprint or weights_origin
+        """Identity of the weights (keys the embedding cache)."""
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
 

@@ -1,0 +1,111 @@
+"""Frozen embeddings, extracted once per (model, weights, dataset, transform) and cached on disk.
+
+Each entry is a safetensors file plus a JSON manifest; the key hashes the model spec, the
+weights' identity, the dataset's content hash and the input transform, so entries are reused
+across folds, runs and modes, and never reused when any of those change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from mitobench.data.dataset import Dataset
+from mitobench.models.encoder import Encoder
+from mitobench.paths import atomic_path, atomic_write_text, cache_dir
+from mitobench.progress import NullProgress, Progress
+from mitobench.train.precision import autocast, autocast_dtype
+
+FORMAT = "1"
+
+
+class EmbeddingCache:
+    """Disk cache of embeddings under `<cache>/embeddings`."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_dir()) / "embeddings"
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, encoder: Encoder, content_key: str, input_size: int | None, precision: str) -> str:
+        payload = json.dumps(
+            {"v": FORMAT, "spec": encoder.spec.to_dict(), "weights": encoder.fingerprint,
+             "data": content_key, "input_size": input_size, "precision": precision},
+            sort_keys=True,
+        )  # fmt: skip
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    def get(
+        self,
+        encoder: Encoder,
+        dataset: Dataset,
+        images: np.ndarray,
+        content_key: str,
+        input_size: int | None,
+        precision: str,
+        dev: torch.device,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """(N, D) float32 embeddings of `images`, computed only on a cache miss."""
+        key = self.key(encoder, content_key, input_size, precision)
+        path = self.root / f"{encoder.spec.name}--{dataset.name}-{dataset.split}--{key}.safetensors"
+        if path.is_file():
+            try:
+                emb = load_file(str(path))["embeddings"].numpy()
+                if emb.shape[0] == len(images):
+                    self.hits += 1
+                    return emb
+            except Exception:  # unreadable entry: recompute it
+                path.unlink(missing_ok=True)
+        self.misses += 1
+        started = time.perf_counter()
+        emb = extract(encoder, images, input_size, precision, dev, batch_size, progress)
+        with atomic_path(path) as tmp:
+            save_file({"embeddings": torch.from_numpy(emb)}, str(tmp))
+        atomic_write_text(
+            path.with_suffix(".json"),
+            json.dumps(
+                {"model": encoder.spec.name, "weights": encoder.weights_origin, "dataset": dataset.key,
+                 "n": len(images), "dim": int(emb.shape[1]), "input_size": input_size,
+                 "precision": precision, "seconds": round(time.perf_counter() - started, 2),
+                 "ids_sha256": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest()},
+                indent=1,
+            ),
+        )  # fmt: skip
+        return emb
+
+
+@torch.inference_mode()
+def extract(
+    encoder: Encoder,
+    images: np.ndarray,
+    input_size: int | None,
+    precision: str,
+    dev: torch.device,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Embed uint8 images in batches (no augmentation)."""
+    progress = progress or NullProgress()
+    encoder.eval().to(dev)
+    dtype = autocast_dtype(precision, dev)
+    out = np.empty((len(images), encoder.embed_dim), dtype=np.float32)
+    progress.start(f"embedding with {encoder.spec.name}", len(images))
+    for start in range(0, len(images), batch_size):
+        chunk = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float().div_(255)
+        x = encoder.prepare(chunk.to(dev), input_size)
+        if encoder.spec.pooling.value == "pooled":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(dtype, dev):
+            emb = encoder(x)
+        out[start : start + len(chunk)] = emb.float().cpu().numpy()
+        progress.advance(len(chunk))
+    progress.finish()
+    return out

@@ -1,0 +1,240 @@
+"""The one training loop (e2e, LoRA and the torch probe): resumable, seeded, early-stopped."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from mitobench.errors import MitobenchError
+from mitobench.evaluate.metrics import best_threshold, compute
+from mitobench.paths import atomic_path, atomic_write_text
+from mitobench.progress import NullProgress, Progress
+from mitobench.train.config import TrainConfig
+from mitobench.train.losses import binary_loss
+from mitobench.train.model import load_trainable_state, trainable_state
+from mitobench.train.precision import autocast, autocast_dtype
+
+
+class Batches(Protocol):
+    labels: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def get(
+        self, idx: np.ndarray, g: torch.Generator | None = None, dihedral_code: int | None = None
+    ) -> torch.Tensor: ...
+
+
+class TrainingDiverged(MitobenchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    threshold: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+BEST = "best.safetensors"
+LAST = "last.pt"
+DONE = "fit.json"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: torch.nn.Module,
+    data: Batches,
+    cfg: TrainConfig,
+    dev: torch.device,
+    tta: bool = False,
+    progress: Progress | None = None,
+    description: str = "predicting",
+) -> np.ndarray:
+    """Probabilities of the atypical class; with `tta`, the mean over the 8 dihedral transforms."""
+    model.eval()
+    dtype = autocast_dtype(cfg.precision, dev)
+    progress = progress or NullProgress()
+    n = len(data)
+    codes = list(range(8)) if tta else [None]
+    out = np.zeros(n, dtype=np.float64)
+    progress.start(description, n * len(codes))
+    for code in codes:
+        for start in range(0, n, cfg.eval_batch_size):
+            idx = np.arange(start, min(n, start + cfg.eval_batch_size))
+            x = data.get(idx, dihedral_code=code).to(dev)
+            with autocast(dtype, dev):
+                logits = model(x)
+            out[idx] += torch.sigmoid(logits.float()).cpu().numpy()
+            progress.advance(len(idx))
+    progress.finish()
+    return out / len(codes)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
+        )
+    total = max(1, cfg.max_epochs * steps_per_epoch)
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return max(cfg.min_lr / cfg.lr, 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("head.")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    groups = [{"params": body, "lr": cfg.lr}] if body else []
+    groups.append({"params": head, "lr": cfg.lr * cfg.head_lr_scale})
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _score(labels: np.ndarray, probs: np.ndarray, cfg: TrainConfig) -> tuple[float, float]:
+    threshold = best_threshold(labels, probs) if cfg.threshold == "tune" else cfg.fixed_threshold
+    metrics = compute(labels, probs, threshold)
+    return metrics[cfg.selection], threshold
+
+
+def fit(
+    model: torch.nn.Module,
+    train: Batches,
+    val: Batches,
+    cfg: TrainConfig,
+    workdir: Path,
+    dev: torch.device,
+    progress: Progress | None = None,
+    stop_after_epochs: int | None = None,
+) -> FitResult:
+    """Train with the configured recipe, keeping the best epoch by validation score.
+
+    State is written atomically after every epoch, so an interrupted fit resumes where it
+    stopped and ends identical to an uninterrupted one. `stop_after_epochs` ends this call
+    early (as an interruption would) and is for tests.
+    """
+    progress = progress or NullProgress()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if (workdir / DONE).is_file():
+        load_trainable_state(model, load_file(str(workdir / BEST)))
+        return FitResult(**json.loads((workdir / DONE).read_text()))
+    seed_everything(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    labels = train.labels
+    n = len(labels)
+    epoch_size = cfg.epoch_size or n
+    steps = max(1, epoch_size // cfg.batch_size)
+    opt = _optimizer(model, cfg)
+    sched = _make_scheduler(opt, cfg, steps)
+    counts = np.bincount(labels, minlength=2).astype(np.float64)
+    sample_w = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
+    pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
+    dtype = autocast_dtype(cfg.precision, dev)
+    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad": 0, "threshold": 0.5, "history": []}
+    last = workdir / LAST
+    if last.is_file():
+        saved = torch.load(last, map_location="cpu", weights_only=False)
+        load_trainable_state(model, saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        g.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+    started = time.perf_counter()
+    run_epochs = 0
+    while state["epoch"] < cfg.max_epochs:
+        if stop_after_epochs is not None and run_epochs >= stop_after_epochs:
+            break
+        epoch = state["epoch"]
+        model.train()
+        if cfg.balance == "sampler":
+            order = torch.multinomial(sample_w, steps * cfg.batch_size, replacement=True, generator=g).numpy()
+        else:
+            order = (
+                torch.randperm(n, generator=g)
+                .repeat(math.ceil(steps * cfg.batch_size / n))[: steps * cfg.batch_size]
+                .numpy()
+            )
+        progress.start(f"epoch {epoch + 1}/{cfg.max_epochs}", steps)
+        total_loss = 0.0
+        for s in range(steps):
+            idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            x = train.get(idx, g).to(dev)
+            y = torch.from_numpy(labels[idx]).to(dev)
+            with autocast(dtype, dev):
+                logits = model(x)
+            loss = binary_loss(logits.float(), y, cfg, pos_weight)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}",
+                    "lower the learning rate, or use precision fp32 / bf16 instead of fp16",
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if cfg.schedule == "cosine":
+                sched.step()
+            total_loss += float(loss)
+            progress.advance()
+        progress.finish()
+        probs = predict_probs(model, val, cfg, dev, progress=progress, description="validating")
+        score, threshold = _score(val.labels, probs, cfg)
+        if cfg.schedule == "plateau":
+            sched.step(score)
+        state["history"].append({"epoch": epoch + 1, "loss": total_loss / steps, "val_score": score,
+                                 "lr": opt.param_groups[0]["lr"]})  # fmt: skip
+        if score > state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch + 1, bad=0, threshold=threshold)
+            with atomic_path(workdir / BEST) as tmp:
+                save_file(trainable_state(model), str(tmp))
+        else:
+            state["bad"] += 1
+        state["epoch"] = epoch + 1
+        run_epochs += 1
+        stop = cfg.early_stopping_patience is not None and state["bad"] >= cfg.early_stopping_patience
+        if stop:
+            state["epoch"] = cfg.max_epochs
+        with atomic_path(last) as tmp:
+            torch.save({"model": trainable_state(model), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "generator": g.get_state(),
+                        "torch_rng": torch.get_rng_state(), "state": state}, tmp)  # fmt: skip
+    if state["epoch"] < cfg.max_epochs:  # stopped early on request: resumable, not done
+        return FitResult(
+            state["best_epoch"], state["best_score"], state["threshold"], state["epoch"], state["history"]
+        )
+    load_trainable_state(model, load_file(str(workdir / BEST)))
+    result = FitResult(
+        best_epoch=state["best_epoch"],
+        best_score=float(state["best_score"]),
+        threshold=float(state["threshold"]),
+        epochs_run=len(state["history"]),
+        history=state["history"],
+        seconds=state.get("seconds", 0.0) + time.perf_counter() - started,
+    )
+    atomic_write_text(workdir / DONE, json.dumps(result.__dict__, indent=1))
+    last.unlink(missing_ok=True)
+    return result

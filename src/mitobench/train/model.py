@@ -1,0 +1,55 @@
+"""A classifier is an encoder plus one logit; which parameters train depends on the mode."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mitobench.models.encoder import Encoder
+from mitobench.train.config import LoraConfig, Mode
+
+
+class Classifier(nn.Module):
+    """encoder -> embedding -> linear head -> one logit (atypical)."""
+
+    def __init__(self, encoder: Encoder | None, embed_dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(embed_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(x) if self.encoder is not None else x
+        return self.head(features.float() if features.dtype != self.head.weight.dtype else features).squeeze(
+            -1
+        )
+
+
+def make_classifier(encoder: Encoder, mode: Mode, lora: LoraConfig | None = None) -> Classifier:
+    """e2e: everything trains; lora: adapters + head; probe: head only, on embeddings."""
+    if mode == "probe":
+        return Classifier(None, encoder.embed_dim)
+    if mode == "lora":
+        from mitobench.train.lora import apply_lora
+
+        apply_lora(encoder, lora or LoraConfig())
+    model = Classifier(encoder, encoder.embed_dim)
+    if mode == "e2e":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return model
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a fold changes: trainable parameters and all buffers (e.g. BatchNorm statistics)."""
+    state = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    persistent = model.state_dict().keys()
+    state.update({n: b.detach() for n, b in model.named_buffers() if n in persistent})
+    return {k: v.contiguous().clone() for k, v in state.items()}
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a `trainable_state`; every key must exist in the model."""
+    unknown = set(state) - set(model.state_dict())
+    if unknown:
+        raise KeyError(f"checkpoint keys not in the model: {sorted(unknown)[:3]}")
+    model.load_state_dict(state, strict=False)
