@@ -42,17 +42,38 @@ def write_png(path: Path, rgb: np.ndarray | None = None, seed: int = 0, mode: st
     return path
 
 
-def make_atnorm(root: Path, folder: str = "AtNorM-Br", n_atyp: int = 3, n_norm: int = 5) -> Path:
+def separable_patch(atypical: bool, seed: int, size: int = 32) -> np.ndarray:
+    """A synthetic patch whose class is visible: a dark centre blob for atypical, none for normal."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(200, 20, (size, size, 3))
+    if atypical:
+        yy, xx = np.mgrid[:size, :size]
+        blob = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size / 4) ** 2
+        img[blob] = rng.normal(70, 15, (int(blob.sum()), 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _patch(atypical: bool, seed: int, separable: bool) -> np.ndarray | None:
+    return separable_patch(atypical, seed) if separable else None
+
+
+def make_atnorm(
+    root: Path, folder: str = "AtNorM-Br", n_atyp: int = 3, n_norm: int = 5, separable: bool = False
+) -> Path:
     """An AtNorM-style dataset: `<folder>/{Atypical,Normal}/<n>.png`."""
     n = 1
     for cls, count in (("Atypical", n_atyp), ("Normal", n_norm)):
         for _ in range(count):
-            write_png(root / folder / cls / f"{n}.png", seed=n)
+            write_png(
+                root / folder / cls / f"{n}.png", _patch(cls == "Atypical", 10_000 + n, separable), seed=n
+            )
             n += 1
     return root
 
 
-def make_amibr(root: Path, n_slides: int = 10, per_slide: int = 6, n_test_slides: int = 3) -> Path:
+def make_amibr(
+    root: Path, n_slides: int = 10, per_slide: int = 6, n_test_slides: int = 3, separable: bool = False
+) -> Path:
     """A small AMi-Br in the upstream layout, with AMI-BR.csv and amibr_train_split.csv."""
     rows = []
     uid = 0
@@ -72,7 +93,7 @@ def make_amibr(root: Path, n_slides: int = 10, per_slide: int = 6, n_test_slides
                 }
             )  # fmt: skip
             cls = "Atypical" if atyp else "Normal"
-            write_png(root / "AMi-Br" / cls / f"MIDOG21_{uid}.png", seed=uid)
+            write_png(root / "AMi-Br" / cls / f"MIDOG21_{uid}.png", _patch(atyp, uid, separable), seed=uid)
     meta = pd.DataFrame(rows)
     meta.to_csv(root / "AMI-BR.csv")
     train = meta[meta["slide"] < f"{n_slides:03d}.tiff"].copy()
@@ -88,6 +109,16 @@ def synth_root(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     make_amibr(root)
     make_atnorm(root)
+    return root
+
+
+@pytest.fixture
+def separable_root(tmp_path: Path) -> Path:
+    """A data root whose classes a small network can learn: AMi-Br, AtNorM-Br and AtNorM-MD."""
+    root = tmp_path / "sep"
+    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
+    make_atnorm(root, "AtNorM-Br", n_atyp=10, n_norm=20, separable=True)
+    make_atnorm(root, "AtNorM-MD", n_atyp=10, n_norm=20, separable=True)
     return root
 
 

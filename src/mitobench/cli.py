@@ -221,6 +221,164 @@ def models_check(
         raise typer.Exit(1)
 
 
+def _parse_sets(values: list[str] | None) -> dict[str, object]:
+    """`--set lr=1e-4 --set augment.hed_sigma=0.1` -> nested dict (values parsed as YAML)."""
+    import yaml
+
+    from mitobench.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "write e.g. --set max_epochs=3")
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})  # type: ignore[assignment]
+        node[leaf] = yaml.safe_load(raw)  # type: ignore[index]
+    return out
+
+
+def _print_summary(summary: dict[str, object], title: str) -> None:
+    from mitobench.report.summary import summary_rows
+
+    rows = summary_rows(summary)
+    table = Table(title=title)
+    headers = {
+        "dataset": "dataset",
+        "n": "n",
+        "folds": "folds",
+        "balanced_accuracy": "bal. acc (mean ± std)",
+        "auroc": "AUROC (mean ± std)",
+        "ensemble_bacc": "ensemble bal. acc",
+        "tta_bacc": "TTA bal. acc",
+    }
+    for col in headers.values():
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(row[k] for k in headers))
+    out_console.print(table)
+
+
+@app.command("train")
+def train_cmd(
+    model: Annotated[
+        str | None, typer.Option(help="Model name (mitobench models list) or any timm model.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="e2e | probe | lora (default e2e).")] = None,
+    preset: Annotated[str | None, typer.Option(help="paper | cpu | gpu (default paper).")] = None,
+    folds: Annotated[str | None, typer.Option(help="Comma-separated folds (default 0,1,2,3,4).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/MODEL-MODE-PRESET).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with the run settings.")] = None,
+    weights: Annotated[str | None, typer.Option(help="Local weight file or folder for the model.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a training setting: KEY=VALUE.")
+    ] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Train a model on each AMi-Br fold and evaluate it on the test sets (resumes if interrupted)."""
+    from mitobench.train.run import parse_spec, train_run
+
+    values: dict[str, object] = {}
+    if config is not None:
+        from mitobench.config_file import read_yaml
+
+        values = read_yaml(config)
+    if weights and "=" in weights and not Path(weights).exists():
+        weights = weights.split("=", 1)[1]  # NAME=PATH, as the doctor suggests
+    cli_values = {"model": model, "mode": mode, "preset": preset, "weights": weights}
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    if folds is not None:
+        values["folds"] = [int(f) for f in folds.split(",") if f.strip()]
+    if set_:
+        values["train"] = {**values.get("train", {}), **_parse_sets(set_)}  # type: ignore[dict-item]
+    if "model" not in values:
+        from mitobench.errors import ConfigError
+
+        raise ConfigError(
+            "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
+        )
+    spec = parse_spec(values)
+    run_dir = out or Path("runs") / f"{spec.model}-{spec.mode}-{spec.preset}"
+    root = _root(data_root)
+    with RichProgress() as progress:
+        result = train_run(spec, run_dir, root, progress)
+    if result.skipped_sets:
+        err_console.print(f"[yellow]not evaluated (not in {root}):[/] {', '.join(result.skipped_sets)}")
+    _print_summary(result.summary, f"{spec.model} · {spec.mode} · {spec.preset} → {run_dir}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="A run directory made by `mitobench train`.")],
+    dataset: Annotated[list[str] | None, typer.Option(help="Dataset to add: a name, folder or CSV.")] = None,
+    tta: Annotated[
+        bool, typer.Option(help="Also score the 8 dihedral transforms (reported separately).")
+    ] = False,
+    data_root: DataRoot = None,
+) -> None:
+    """Show a run's metrics; with --dataset, score its fold models on more labelled data first."""
+    from mitobench.evaluate.evaluate_run import evaluate_run
+    from mitobench.evaluate.results import write_summary
+    from mitobench.train.run import load_run_spec
+
+    load_run_spec(run)
+    if dataset:
+        with RichProgress() as progress:
+            summary = evaluate_run(run, dataset, _root(data_root), tta=tta, progress=progress)
+    else:
+        summary = write_summary(run)
+    _print_summary(summary, f"{run}")
+
+
+@app.command("predict")
+def predict_cmd(
+    source: Annotated[Path, typer.Argument(help="A run directory or an exported bundle (.safetensors).")],
+    inputs: Annotated[Path, typer.Argument(help="A folder of patches or a CSV with a `path` column.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: id, probability, label.")] = Path(
+        "predictions.csv"
+    ),
+    tta: Annotated[bool, typer.Option(help="Average over the 8 dihedral transforms.")] = False,
+) -> None:
+    """Classify new patches with a run's fold ensemble (mean probability)."""
+    from mitobench.data.cache import ImageCache
+    from mitobench.data.custom import load_csv, load_unlabelled_folder
+    from mitobench.evaluate.predictor import from_bundle, from_run
+    from mitobench.paths import atomic_path
+    from mitobench.train.batches import PATCH_SIZE
+
+    predictor = from_run(source) if source.is_dir() else from_bundle(source)
+    dataset = load_csv(inputs, require_labels=False) if inputs.is_file() else load_unlabelled_folder(inputs)
+    # the models saw 128x128 patches: other sizes are resized to that
+    dataset = type(dataset)(dataset.name, dataset.split, dataset.frame, image_size=PATCH_SIZE)
+    with RichProgress() as progress:
+        images = ImageCache().load(dataset, progress)
+        frame = predictor.predict(dataset, images, tta=tta, progress=progress)
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+    n_atyp = int((frame["label"] == "Atypical").sum())
+    out_console.print(
+        f"{len(frame)} patches → {out} ({n_atyp} atypical at threshold {predictor.threshold:.3f})"
+    )
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="A run directory made by `mitobench train`.")],
+    out: Annotated[Path, typer.Option(help="Bundle file to write.")] = Path("model.safetensors"),
+) -> None:
+    """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
+    from mitobench.evaluate.predictor import export_bundle, from_run
+
+    predictor = from_run(run)
+    export_bundle(predictor, out)
+    out_console.print(
+        f"{out}: {len(predictor.fold_states)} fold model(s), threshold {predictor.threshold:.3f} "
+        f"({out.stat().st_size / 1e6:.1f} MB)"
+    )
+
+
 def main() -> None:
     """Console entry point: user errors become one message and a non-zero exit."""
     try:

@@ -10,6 +10,9 @@ import torch
 from mitobench.models.encoder import Encoder
 from mitobench.train.augment import AugmentConfig, augment, dihedral_transform
 
+PATCH_SIZE = (128, 128)
+"""Width and height of the training patches; new patches of other sizes are resized to it."""
+
 
 @dataclass
 class ImageBatches:

@@ -86,9 +86,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
         "e2e": {
             "input_size": 160, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3,
-            "weight_decay": 1e-2, "schedule": "cosine", "warmup_epochs": 0.5, "max_epochs": 12,
+            "weight_decay": 1e-2, "schedule": "cosine", "warmup_epochs": 0.5, "max_epochs": 10,
             "early_stopping_patience": None, "balance": "sampler", "label_smoothing": 0.1,
-            "threshold": "tune", "selection": "auroc", "precision": "bf16", "eval_batch_size": 128,
+            "threshold": "tune", "selection": "auroc", "precision": "fp32", "eval_batch_size": 128,
             "augment": {"dihedral": True, "rotate_degrees": 15.0, "scale_range": (0.9, 1.1),
                         "hed_sigma": 0.05, "brightness": 0.15, "contrast": 0.15,
                         "saturation": 0.15, "hue": 0.04},

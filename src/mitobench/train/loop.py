@@ -164,12 +164,12 @@ def fit(
         g.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
-    started = time.perf_counter()
     run_epochs = 0
     while state["epoch"] < cfg.max_epochs:
         if stop_after_epochs is not None and run_epochs >= stop_after_epochs:
             break
         epoch = state["epoch"]
+        epoch_started = time.perf_counter()
         model.train()
         if cfg.balance == "sampler":
             order = torch.multinomial(sample_w, steps * cfg.batch_size, replacement=True, generator=g).numpy()
@@ -198,7 +198,7 @@ def fit(
             opt.step()
             if cfg.schedule == "cosine":
                 sched.step()
-            total_loss += float(loss)
+            total_loss += float(loss.detach())
             progress.advance()
         progress.finish()
         probs = predict_probs(model, val, cfg, dev, progress=progress, description="validating")
@@ -214,6 +214,7 @@ def fit(
         else:
             state["bad"] += 1
         state["epoch"] = epoch + 1
+        state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - epoch_started
         run_epochs += 1
         stop = cfg.early_stopping_patience is not None and state["bad"] >= cfg.early_stopping_patience
         if stop:
@@ -233,7 +234,7 @@ def fit(
         threshold=float(state["threshold"]),
         epochs_run=len(state["history"]),
         history=state["history"],
-        seconds=state.get("seconds", 0.0) + time.perf_counter() - started,
+        seconds=state.get("seconds", 0.0),
     )
     atomic_write_text(workdir / DONE, json.dumps(result.__dict__, indent=1))
     last.unlink(missing_ok=True)

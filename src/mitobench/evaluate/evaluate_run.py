@@ -1,0 +1,32 @@
+"""`mitobench evaluate`: score a run's fold models on more datasets and refresh its metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mitobench.data.cache import ImageCache
+from mitobench.data.registry import load
+from mitobench.evaluate.predictor import from_run
+from mitobench.evaluate.results import set_file, write_predictions, write_summary
+from mitobench.progress import Progress
+
+
+def evaluate_run(
+    run_dir: Path,
+    dataset_keys: list[str],
+    data_root: Path,
+    tta: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, object]:
+    """Predict every finished fold on each dataset (labels required) and rewrite metrics.json."""
+    datasets = [load(key, data_root) for key in dataset_keys]
+    predictor = from_run(run_dir)
+    cache = ImageCache()
+    for ds in datasets:
+        images = cache.load(ds, progress)
+        probs = predictor.fold_probs(images, progress=progress)
+        tta_probs = predictor.fold_probs(images, tta=True, progress=progress) if tta else {}
+        for k, p in probs.items():
+            write_predictions(run_dir / f"fold_{k}" / "predictions" / set_file(ds.key), ds.ids, ds.labels, p,
+                              tta_probs.get(k))  # fmt: skip
+    return write_summary(run_dir)

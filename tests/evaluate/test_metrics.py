@@ -1,0 +1,42 @@
+"""Metrics use atypical (1) as the positive class and agree with scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+from mitobench.evaluate.metrics import best_threshold, compute, summarise
+
+
+def test_metrics_agree_with_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
+    m = compute(y, p, 0.5)
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, p >= 0.5))
+    assert m["auroc"] == pytest.approx(roc_auc_score(y, p))
+    tp = ((p >= 0.5) & (y == 1)).sum()
+    assert m["sensitivity"] == pytest.approx(tp / (y == 1).sum())
+
+
+def test_atypical_is_the_positive_class() -> None:
+    y = np.array([1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.1, 0.1, 0.1, 0.1])  # finds one of two atypical figures
+    m = compute(y, p)
+    assert m["sensitivity"] == 0.5 and m["specificity"] == 1.0
+
+
+def test_best_threshold_maximises_balanced_accuracy() -> None:
+    y = np.array([0, 0, 0, 1, 1])
+    p = np.array([0.05, 0.1, 0.2, 0.3, 0.35])  # separable, but below 0.5
+    t = best_threshold(y, p)
+    assert compute(y, p, 0.5)["balanced_accuracy"] == 0.5
+    assert compute(y, p, t)["balanced_accuracy"] == 1.0
+
+
+def test_summary_is_mean_and_sample_std() -> None:
+    folds = [compute(np.array([0, 1]), np.array([0.2, x])) for x in (0.9, 0.1, 0.9)]
+    s = summarise(folds)["balanced_accuracy"]
+    assert s["values"] == [1.0, 0.5, 1.0]
+    assert s["mean"] == pytest.approx(2.5 / 3) and s["std"] == pytest.approx(np.std([1, 0.5, 1], ddof=1))

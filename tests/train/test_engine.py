@@ -1,0 +1,119 @@
+"""Each mode trains for real on a small separable dataset: e2e (small CNN), probe, LoRA (tiny ViT)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mitobench.train.run import RunSpec, parse_spec, train_run
+
+FAST = {"input_size": 32, "batch_size": 16, "eval_batch_size": 64, "precision": "fp32"}
+
+
+def _e2e_spec(**train: object) -> RunSpec:
+    return parse_spec({
+        "model": "resnet10t", "mode": "e2e", "preset": "cpu", "folds": [0],
+        "train": {**FAST, "max_epochs": 4, "lr": 3e-3, "warmup_epochs": 0, **train},
+    })  # fmt: skip
+
+
+def test_e2e_learns_a_separable_set(separable_root: Path, tmp_path: Path) -> None:
+    result = train_run(_e2e_spec(), tmp_path / "run", separable_root, pretrained=False)
+    fit = json.loads((tmp_path / "run" / "fold_0" / "fit.json").read_text())
+    losses = [h["loss"] for h in fit["history"]]
+    assert losses[-1] < losses[0]
+    sets = result.summary["sets"]
+    assert set(sets) == {"amibr/test", "amibr/val", "atnorm-br/test", "atnorm-md/test"}
+    assert sets["amibr/test"]["summary"]["balanced_accuracy"]["mean"] > 0.8
+    assert sets["atnorm-md/test"]["summary"]["balanced_accuracy"]["mean"] > 0.8
+    preds = (tmp_path / "run" / "fold_0" / "predictions" / "amibr__test.csv").read_text().splitlines()
+    assert preds[0] == "id,label,prob" and len(preds) == 3 * 12 + 1
+
+
+def test_resumed_run_ends_identical(separable_root: Path, tmp_path: Path) -> None:
+    spec = _e2e_spec(max_epochs=3)
+    train_run(spec, tmp_path / "whole", separable_root, pretrained=False)
+    partial = train_run(spec, tmp_path / "resumed", separable_root, pretrained=False, stop_after_epochs=1)
+    assert partial.trained_folds == [] and (tmp_path / "resumed" / "fold_0" / "last.pt").is_file()
+    train_run(spec, tmp_path / "resumed", separable_root, pretrained=False)  # resumes at epoch 2
+    a = load_file(str(tmp_path / "whole" / "fold_0" / "best.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "fold_0" / "best.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    pa = (tmp_path / "whole" / "fold_0" / "predictions" / "amibr__test.csv").read_text()
+    pb = (tmp_path / "resumed" / "fold_0" / "predictions" / "amibr__test.csv").read_text()
+    assert pa == pb
+
+
+def test_finished_folds_are_not_retrained(separable_root: Path, tmp_path: Path) -> None:
+    spec = _e2e_spec(max_epochs=1)
+    train_run(spec, tmp_path / "run", separable_root, pretrained=False)
+    again = train_run(spec, tmp_path / "run", separable_root, pretrained=False)
+    assert again.trained_folds == []
+
+
+def test_a_different_run_in_the_same_directory_is_refused(separable_root: Path, tmp_path: Path) -> None:
+    from mitobench.errors import ConfigError
+
+    train_run(_e2e_spec(max_epochs=1), tmp_path / "run", separable_root, pretrained=False)
+    with pytest.raises(ConfigError, match="holds a different run"):
+        train_run(_e2e_spec(max_epochs=2), tmp_path / "run", separable_root, pretrained=False)
+
+
+@pytest.mark.parametrize("method", ["torch", "sklearn"])
+def test_probe_reuses_cached_embeddings(separable_root: Path, tmp_path: Path, method: str) -> None:
+    spec = parse_spec({
+        "model": "tf_efficientnet_lite0", "mode": "probe", "preset": "paper", "folds": [0, 1],
+        "train": {"input_size": 64, "max_epochs": 30, "early_stopping_patience": 10, "batch_size": 16},
+        "probe": {"method": method},
+    })  # fmt: skip
+    first = train_run(spec, tmp_path / "a", separable_root)
+    assert first.embedding_cache == {"hits": 0, "misses": 4}  # train + three test sets, once for two folds
+    second = train_run(spec, tmp_path / "b", separable_root)
+    assert second.embedding_cache == {"hits": 4, "misses": 0}
+    bacc = first.summary["sets"]["amibr/test"]["summary"]["balanced_accuracy"]["mean"]
+    assert bacc > 0.8
+
+
+def test_lora_trains_adapters_and_head_only(separable_root: Path, tmp_path: Path) -> None:
+    from mitobench.models.builder import build
+    from mitobench.train.model import make_classifier
+
+    tiny = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 64, "num_heads": 2}
+    model = make_classifier(build("vit_tiny_patch16_224", pretrained=False, overrides=tiny), "lora")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    assert any(".qkv.lora_A" in n for n in trainable) and any(".fc2.lora_B" in n for n in trainable)
+
+    spec = parse_spec({
+        "model": "vit_tiny_patch16_224", "mode": "lora", "preset": "cpu", "folds": [0],
+        "train": {**FAST, "max_epochs": 6, "lr": 3e-3},
+    })  # fmt: skip
+    result = train_run(spec, tmp_path / "lora", separable_root, pretrained=False, model_overrides=tiny)
+    saved = load_file(str(tmp_path / "lora" / "fold_0" / "best.safetensors"))
+    assert set(saved) == trainable
+    assert result.summary["sets"]["amibr/test"]["summary"]["auroc"]["mean"] > 0.8
+
+
+def test_nan_loss_is_a_clear_error(separable_root: Path, tmp_path: Path) -> None:
+    from mitobench.train.loop import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="loss became nan"):
+        train_run(_e2e_spec(lr=float("nan")), tmp_path / "nan", separable_root, pretrained=False)
+
+
+def test_seeded_runs_are_reproducible(separable_root: Path, tmp_path: Path) -> None:
+    spec = _e2e_spec(max_epochs=1)
+    train_run(spec, tmp_path / "x", separable_root, pretrained=False)
+    train_run(spec, tmp_path / "y", separable_root, pretrained=False)
+    px = np.loadtxt(tmp_path / "x" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1,
+                    usecols=2)  # fmt: skip
+    py = np.loadtxt(tmp_path / "y" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1,
+                    usecols=2)  # fmt: skip
+    np.testing.assert_array_equal(px, py)
