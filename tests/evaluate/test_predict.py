@@ -51,7 +51,7 @@ def test_predict_from_a_csv(run_dir: Path, separable_root: Path, tmp_path: Path,
 
 
 def test_evaluate_adds_a_custom_dataset(run_dir: Path, separable_root: Path, cli) -> None:
-    code, out, err = cli("evaluate", run_dir, "--dataset", separable_root / "AtNorM-MD", "--tta")
+    code, _, err = cli("evaluate", run_dir, "--dataset", separable_root / "AtNorM-MD", "--tta")
     assert code == 0, err
     summary = json.loads((run_dir / "metrics.json").read_text())
     entry = summary["sets"]["AtNorM-MD/all"]

@@ -101,11 +101,15 @@ def test_lora_trains_adapters_and_head_only(separable_root: Path, tmp_path: Path
     assert result.summary["sets"]["amibr/test"]["summary"]["auroc"]["mean"] > 0.8
 
 
-def test_nan_loss_is_a_clear_error(separable_root: Path, tmp_path: Path) -> None:
-    from mitobench.train.loop import TrainingDiverged
+def test_nan_loss_is_a_clear_error(
+    separable_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mitobench.train import loop
 
-    with pytest.raises(TrainingDiverged, match="loss became nan"):
-        train_run(_e2e_spec(lr=float("nan")), tmp_path / "nan", separable_root, pretrained=False)
+    real = loop.binary_loss
+    monkeypatch.setattr(loop, "binary_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(loop.TrainingDiverged, match="loss became nan at epoch 1, step 1"):
+        train_run(_e2e_spec(), tmp_path / "nan", separable_root, pretrained=False)
 
 
 def test_seeded_runs_are_reproducible(separable_root: Path, tmp_path: Path) -> None:

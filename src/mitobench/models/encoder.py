@@ -30,7 +30,11 @@ class Encoder(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.spec.embed_dim
+        """Width of the embedding as built (differs from the spec's only for reduced test models)."""
+        width = getattr(self.network, "num_features", None)
+        if width is None:
+            width = self.network.model.config.hidden_size
+        return int(width) * (2 if self.spec.pooling is Pooling.CLS_MEAN else 1)
 
     def prepare(self, images: torch.Tensor, input_size: int | None = None) -> torch.Tensor:
         """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the model's input size."""

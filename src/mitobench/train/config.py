@@ -39,9 +39,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input_size: int | None = 224
     """Side of the network input; patches are resized from 128 px. None: the model's default."""
-    batch_size: int = 8
+    batch_size: int = Field(8, ge=1)
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = 5e-5
+    lr: float = Field(5e-5, gt=0)
     weight_decay: float = 1e-5
     head_lr_scale: float = 1.0
     """Learning-rate multiplier for the new classification head."""
@@ -50,7 +50,7 @@ class TrainConfig(BaseModel):
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     min_lr: float = 1e-7
-    max_epochs: int = 100
+    max_epochs: int = Field(100, ge=1)
     early_stopping_patience: int | None = 15
     epoch_size: int | None = None
     """Samples drawn per epoch (None: the number of training samples, as the reference)."""
