@@ -84,14 +84,19 @@ def make_amibr(
             atyp = bool(rng.random() < 0.3) or uid % 5 == 0
             rows.append(
                 {
-                    "slide": f"{s:03d}.tiff", "dataset": "MIDOG21", "uid": uid, "x": 0, "y": 0,
+                    "slide": f"{s:03d}.tiff",
+                    "dataset": "MIDOG21",
+                    "uid": uid,
+                    "x": 0,
+                    "y": 0,
                     "expert1_label": "AMF other" if atyp else "NMF metaphase",
                     "expert2_label": "AMF other" if atyp else "NMF prometaphase",
-                    "expert1_atypical": atyp, "expert2_atypical": atyp,
+                    "expert1_atypical": atyp,
+                    "expert2_atypical": atyp,
                     "expert3_atypical": not atyp if uid % 7 == 0 else atyp,
                     "majority_atypical": atyp,
                 }
-            )  # fmt: skip
+            )
             cls = "Atypical" if atyp else "Normal"
             write_png(root / "AMi-Br" / cls / f"MIDOG21_{uid}.png", _patch(atyp, uid, separable), seed=uid)
     meta = pd.DataFrame(rows)

@@ -82,10 +82,13 @@ def data_info(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
         table.add_column(col, justify="left" if col in ("dataset/split", "image size") else "right")
     for key, row in info.items():
         table.add_row(
-            key, str(row["n"]), str(row["n_atypical"]), str(row["n_normal"]),
+            key,
+            str(row["n"]),
+            str(row["n_atypical"]),
+            str(row["n_normal"]),
             str(row["n_slides"] if row["n_slides"] is not None else "-"),
             ", ".join(row["image_size"]),  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
     out_console.print(table)
 
 
@@ -176,12 +179,17 @@ def models_list(as_json: JsonFlag = False) -> None:
 
     rows = [
         {
-            "name": s.name, "title": s.title, "family": s.family.value, "embed_dim": s.embed_dim,
-            "gated": s.gated, "offline": offline_available(s), "source": s.hub_id or s.source.value,
+            "name": s.name,
+            "title": s.title,
+            "family": s.family.value,
+            "embed_dim": s.embed_dim,
+            "gated": s.gated,
+            "offline": offline_available(s),
+            "source": s.hub_id or s.source.value,
             "licence": s.licence,
         }
         for s in all_specs()
-    ]  # fmt: skip
+    ]
     if as_json:
         _print_json(rows)
         return
@@ -190,9 +198,14 @@ def models_list(as_json: JsonFlag = False) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["name"], r["family"], str(r["embed_dim"]), "yes" if r["gated"] else "no",
-            "yes" if r["offline"] else "no", r["source"], r["licence"],
-        )  # fmt: skip
+            r["name"],
+            r["family"],
+            str(r["embed_dim"]),
+            "yes" if r["gated"] else "no",
+            "yes" if r["offline"] else "no",
+            r["source"],
+            r["licence"],
+        )
     out_console.print(table)
 
 
@@ -377,6 +390,56 @@ def export_cmd(
         f"{out}: {len(predictor.fold_states)} fold model(s), threshold {predictor.threshold:.3f} "
         f"({out.stat().st_size / 1e6:.1f} MB)"
     )
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[str, typer.Argument(help="A grid YAML file, or a packaged config: paper, cpu, quick.")],
+    results: Annotated[Path | None, typer.Option(help="Results directory (default results/NAME).")] = None,
+    executor: Annotated[str, typer.Option(help="inprocess | ray")] = "inprocess",
+    address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster.")] = None,
+    report: Annotated[bool, typer.Option(help="Write the report when the grid is done.")] = True,
+    data_root: DataRoot = None,
+) -> None:
+    """Run a benchmark grid (model × mode × fold); finished jobs are skipped, failed ones recorded."""
+    from mitobench.benchmark.grid import load_grid
+    from mitobench.benchmark.runner import plan, run_grid
+    from mitobench.errors import ConfigError
+
+    if executor not in ("inprocess", "ray"):
+        raise ConfigError(f"unknown executor {executor!r}", "use --executor inprocess or --executor ray")
+    grid = load_grid(config)
+    results_dir = results or Path("results") / grid.name
+    root = _root(data_root)
+    err_console.print(f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir}")
+    with RichProgress() as progress:
+        outcome = run_grid(grid, results_dir, root, executor, address, progress)
+    out_console.print(
+        f"{len(outcome.done)} done, {len(outcome.skipped)} already finished, {len(outcome.failed)} failed"
+    )
+    for job, error in outcome.failed.items():
+        err_console.print(f"[red]failed:[/] {job}: {error.splitlines()[0]}", highlight=False)
+    if report:
+        from mitobench.report.build import build_report
+
+        paths = build_report(results_dir, root)
+        out_console.print(f"report: {paths['html']}")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_cmd(
+    results: Annotated[Path, typer.Argument(help="A results directory made by `mitobench run`.")],
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    data_root: DataRoot = None,
+) -> None:
+    """Tables (Markdown, CSV, LaTeX), plots and one self-contained HTML report."""
+    from mitobench.report.build import build_report
+
+    paths = build_report(results, _root(data_root), n_boot=bootstrap)
+    out_console.print((results / "report" / "tables.md").read_text())
+    out_console.print(f"report: {paths['html']}")
 
 
 def main() -> None:

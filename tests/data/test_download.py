@@ -80,9 +80,13 @@ def test_file_url_works(archive: bytes, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "message"),
-    [("/short.zip", "incomplete"), ("/broken.zip", "broken"), ("/page.html", "not a zip"),
-     ("/missing.zip", "failed")],
-)  # fmt: skip
+    [
+        ("/short.zip", "incomplete"),
+        ("/broken.zip", "broken"),
+        ("/page.html", "not a zip"),
+        ("/missing.zip", "failed"),
+    ],
+)
 def test_broken_downloads_leave_nothing_behind(server: str, tmp_path: Path, path: str, message: str) -> None:
     root = tmp_path / "root"
     with pytest.raises(DownloadError, match=message):

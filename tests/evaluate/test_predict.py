@@ -16,8 +16,9 @@ TINY = {"input_size": 32, "batch_size": 16, "max_epochs": 2, "lr": 3e-3, "precis
 
 @pytest.fixture
 def run_dir(separable_root: Path, tmp_path: Path) -> Path:
-    spec = parse_spec({"model": "tf_efficientnet_lite0", "mode": "e2e", "preset": "cpu", "folds": [0, 1],
-                       "train": TINY})  # fmt: skip
+    spec = parse_spec(
+        {"model": "tf_efficientnet_lite0", "mode": "e2e", "preset": "cpu", "folds": [0, 1], "train": TINY}
+    )
     train_run(spec, tmp_path / "run", separable_root)
     return tmp_path / "run"
 

@@ -16,10 +16,15 @@ FAST = {"input_size": 32, "batch_size": 16, "eval_batch_size": 64, "precision": 
 
 
 def _e2e_spec(**train: object) -> RunSpec:
-    return parse_spec({
-        "model": "resnet10t", "mode": "e2e", "preset": "cpu", "folds": [0],
-        "train": {**FAST, "max_epochs": 4, "lr": 3e-3, "warmup_epochs": 0, **train},
-    })  # fmt: skip
+    return parse_spec(
+        {
+            "model": "resnet10t",
+            "mode": "e2e",
+            "preset": "cpu",
+            "folds": [0],
+            "train": {**FAST, "max_epochs": 4, "lr": 3e-3, "warmup_epochs": 0, **train},
+        }
+    )
 
 
 def test_e2e_learns_a_separable_set(separable_root: Path, tmp_path: Path) -> None:
@@ -68,11 +73,16 @@ def test_a_different_run_in_the_same_directory_is_refused(separable_root: Path, 
 
 @pytest.mark.parametrize("method", ["torch", "sklearn"])
 def test_probe_reuses_cached_embeddings(separable_root: Path, tmp_path: Path, method: str) -> None:
-    spec = parse_spec({
-        "model": "tf_efficientnet_lite0", "mode": "probe", "preset": "paper", "folds": [0, 1],
-        "train": {"input_size": 64, "max_epochs": 30, "early_stopping_patience": 10, "batch_size": 16},
-        "probe": {"method": method},
-    })  # fmt: skip
+    spec = parse_spec(
+        {
+            "model": "tf_efficientnet_lite0",
+            "mode": "probe",
+            "preset": "paper",
+            "folds": [0, 1],
+            "train": {"input_size": 64, "max_epochs": 30, "early_stopping_patience": 10, "batch_size": 16},
+            "probe": {"method": method},
+        }
+    )
     first = train_run(spec, tmp_path / "a", separable_root)
     assert first.embedding_cache == {"hits": 0, "misses": 4}  # train + three test sets, once for two folds
     second = train_run(spec, tmp_path / "b", separable_root)
@@ -91,10 +101,15 @@ def test_lora_trains_adapters_and_head_only(separable_root: Path, tmp_path: Path
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
     assert any(".qkv.lora_A" in n for n in trainable) and any(".fc2.lora_B" in n for n in trainable)
 
-    spec = parse_spec({
-        "model": "vit_tiny_patch16_224", "mode": "lora", "preset": "cpu", "folds": [0],
-        "train": {**FAST, "max_epochs": 6, "lr": 3e-3},
-    })  # fmt: skip
+    spec = parse_spec(
+        {
+            "model": "vit_tiny_patch16_224",
+            "mode": "lora",
+            "preset": "cpu",
+            "folds": [0],
+            "train": {**FAST, "max_epochs": 6, "lr": 3e-3},
+        }
+    )
     result = train_run(spec, tmp_path / "lora", separable_root, pretrained=False, model_overrides=tiny)
     saved = load_file(str(tmp_path / "lora" / "fold_0" / "best.safetensors"))
     assert set(saved) == trainable
@@ -116,8 +131,10 @@ def test_seeded_runs_are_reproducible(separable_root: Path, tmp_path: Path) -> N
     spec = _e2e_spec(max_epochs=1)
     train_run(spec, tmp_path / "x", separable_root, pretrained=False)
     train_run(spec, tmp_path / "y", separable_root, pretrained=False)
-    px = np.loadtxt(tmp_path / "x" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1,
-                    usecols=2)  # fmt: skip
-    py = np.loadtxt(tmp_path / "y" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1,
-                    usecols=2)  # fmt: skip
+    px = np.loadtxt(
+        tmp_path / "x" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1, usecols=2
+    )
+    py = np.loadtxt(
+        tmp_path / "y" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1, usecols=2
+    )
     np.testing.assert_array_equal(px, py)

@@ -13,9 +13,17 @@ CLASS_FOLDERS = {"Atypical": ATYPICAL, "Normal": NORMAL}
 """Upstream class folder names; lookups are case-insensitive."""
 
 CLASS_ALIASES = {
-    "atypical": ATYPICAL, "amf": ATYPICAL, "1": ATYPICAL, "true": ATYPICAL, "yes": ATYPICAL,
-    "normal": NORMAL, "nmf": NORMAL, "0": NORMAL, "false": NORMAL, "no": NORMAL,
-}  # fmt: skip
+    "atypical": ATYPICAL,
+    "amf": ATYPICAL,
+    "1": ATYPICAL,
+    "true": ATYPICAL,
+    "yes": ATYPICAL,
+    "normal": NORMAL,
+    "nmf": NORMAL,
+    "0": NORMAL,
+    "false": NORMAL,
+    "no": NORMAL,
+}
 
 
 def parse_label(value: object, where: str) -> int:

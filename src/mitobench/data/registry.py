@@ -31,20 +31,34 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            "amibr", "AMi-Br", "AMi-Br", ("train", "test"), (AMIBR_META, AMIBR_TRAIN),
-            load_amibr, {"train": (648, 2246), "test": (184, 642)},
+            "amibr",
+            "AMi-Br",
+            "AMi-Br",
+            ("train", "test"),
+            (AMIBR_META, AMIBR_TRAIN),
+            load_amibr,
+            {"train": (648, 2246), "test": (184, 642)},
         ),
         DatasetSpec(
-            "atnorm-br", "AtNorM-Br", "AtNorM-Br", ("test",), (),
-            lambda root, split: load_atnorm(root, "AtNorM-Br", None), {"test": (128, 618)},
+            "atnorm-br",
+            "AtNorM-Br",
+            "AtNorM-Br",
+            ("test",),
+            (),
+            lambda root, split: load_atnorm(root, "AtNorM-Br", None),
+            {"test": (128, 618)},
         ),
         DatasetSpec(
-            "atnorm-md", "AtNorM-MD", "AtNorM-MD", ("test",), ("AtNorM-MD_expert_votes.csv",),
+            "atnorm-md",
+            "AtNorM-MD",
+            "AtNorM-MD",
+            ("test",),
+            ("AtNorM-MD_expert_votes.csv",),
             lambda root, split: load_atnorm(root, "AtNorM-MD", "AtNorM-MD_expert_votes.csv"),
             {"test": (219, 1888)},
         ),
     )
-}  # fmt: skip
+}
 
 EVAL_SETS = ("amibr/test", "atnorm-br/test", "atnorm-md/test")
 """The paper's three test sets, in its order."""

@@ -27,6 +27,11 @@ def evaluate_run(
         probs = predictor.fold_probs(images, progress=progress)
         tta_probs = predictor.fold_probs(images, tta=True, progress=progress) if tta else {}
         for k, p in probs.items():
-            write_predictions(run_dir / f"fold_{k}" / "predictions" / set_file(ds.key), ds.ids, ds.labels, p,
-                              tta_probs.get(k))  # fmt: skip
+            write_predictions(
+                run_dir / f"fold_{k}" / "predictions" / set_file(ds.key),
+                ds.ids,
+                ds.labels,
+                p,
+                tta_probs.get(k),
+            )
     return write_summary(run_dir)

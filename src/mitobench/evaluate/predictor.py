@@ -66,12 +66,14 @@ class Predictor:
         out = {}
         for k, state in self.fold_states.items():
             load_trainable_state(self.model, state)
-            out[k] = predict_probs(self.model, data, self.cfg, dev, tta=tta, progress=progress,
-                                   description=f"fold {k}")  # fmt: skip
+            out[k] = predict_probs(
+                self.model, data, self.cfg, dev, tta=tta, progress=progress, description=f"fold {k}"
+            )
         return out
 
-    def predict(self, dataset: Dataset, images: np.ndarray, tta: bool = False,
-                progress: Progress | None = None) -> pd.DataFrame:  # fmt: skip
+    def predict(
+        self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
+    ) -> pd.DataFrame:
         """One row per patch: id, ensemble probability, predicted label, and each fold's probability."""
         probs = self.fold_probs(images, tta, progress)
         mean = np.mean(list(probs.values()), axis=0)
@@ -127,12 +129,18 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
     enc = predictor.model.encoder
     assert enc is not None
     meta = {
-        "format": BUNDLE_FORMAT, "model": enc.spec.name, "model_spec": enc.spec.to_dict(),
-        "mode": predictor.mode, "thresholds": {str(k): v for k, v in predictor.thresholds.items()},
-        "threshold": predictor.threshold, "input_size": predictor.cfg.input_size,
-        "mean": list(enc.spec.mean), "std": list(enc.spec.std), "weights_origin": enc.weights_origin,
+        "format": BUNDLE_FORMAT,
+        "model": enc.spec.name,
+        "model_spec": enc.spec.to_dict(),
+        "mode": predictor.mode,
+        "thresholds": {str(k): v for k, v in predictor.thresholds.items()},
+        "threshold": predictor.threshold,
+        "input_size": predictor.cfg.input_size,
+        "mean": list(enc.spec.mean),
+        "std": list(enc.spec.std),
+        "weights_origin": enc.weights_origin,
         **predictor.meta,
-    }  # fmt: skip
+    }
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata={"mitobench": json.dumps(meta)})
     return target
@@ -165,5 +173,6 @@ def from_bundle(path: Path) -> Predictor:
         f: {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"fold{f}.")} for f in folds
     }
     thresholds = {int(k): float(v) for k, v in meta["thresholds"].items()}
-    return Predictor(model, mode, states, thresholds, cfg, base,
-                     {"run": run, "train_config": meta["train_config"]})  # fmt: skip
+    return Predictor(
+        model, mode, states, thresholds, cfg, base, {"run": run, "train_config": meta["train_config"]}
+    )

@@ -17,8 +17,9 @@ def set_file(key: str) -> str:
     return key.replace("/", "__").replace("\\", "__") + ".csv"
 
 
-def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray,
-                      tta: np.ndarray | None = None) -> None:  # fmt: skip
+def write_predictions(
+    path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray, tta: np.ndarray | None = None
+) -> None:
     frame = pd.DataFrame({"id": ids, "label": labels.astype(int), "prob": probs})
     if tta is not None:
         frame["prob_tta"] = tta
@@ -37,8 +38,11 @@ def summarise_run(run_dir: Path) -> dict[str, object]:
     sets: dict[str, dict[str, object]] = {}
     keys = sorted({f.name for p in folds for f in (p / "predictions").glob("*.csv")})
     for fname in keys:
-        frames = {k: pd.read_csv(run_dir / f"fold_{k}" / "predictions" / fname) for k in done
-                  if (run_dir / f"fold_{k}" / "predictions" / fname).is_file()}  # fmt: skip
+        frames = {
+            k: pd.read_csv(run_dir / f"fold_{k}" / "predictions" / fname)
+            for k in done
+            if (run_dir / f"fold_{k}" / "predictions" / fname).is_file()
+        }
         if not frames:
             continue
         per_fold = {

@@ -81,15 +81,26 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (used in listings, manifests and cache keys)."""
         return {
-            "name": self.name, "title": self.title, "family": self.family.value,
-            "source": self.source.value, "repo": self.repo, "architecture": self.architecture,
+            "name": self.name,
+            "title": self.title,
+            "family": self.family.value,
+            "source": self.source.value,
+            "repo": self.repo,
+            "architecture": self.architecture,
             "kwargs": {k: _jsonable(v) for k, v in self.kwargs.items()},
-            "embed_dim": self.embed_dim, "input_size": self.input_size,
-            "resize_size": self.resize_size, "interpolation": self.interpolation,
-            "mean": list(self.mean), "std": list(self.std), "pooling": self.pooling.value,
-            "dtype": self.dtype, "gated": self.gated, "licence": self.licence,
-            "lora_targets": list(self.lora_targets), "pretrained": self.pretrained,
-        }  # fmt: skip
+            "embed_dim": self.embed_dim,
+            "input_size": self.input_size,
+            "resize_size": self.resize_size,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "pooling": self.pooling.value,
+            "dtype": self.dtype,
+            "gated": self.gated,
+            "licence": self.licence,
+            "lora_targets": list(self.lora_targets),
+            "pretrained": self.pretrained,
+        }
 
 
 def _jsonable(value: Any) -> Any:

@@ -35,10 +35,16 @@ class EmbeddingCache:
 
     def key(self, encoder: Encoder, content_key: str, input_size: int | None, precision: str) -> str:
         payload = json.dumps(
-            {"v": FORMAT, "spec": encoder.spec.to_dict(), "weights": encoder.fingerprint,
-             "data": content_key, "input_size": input_size, "precision": precision},
+            {
+                "v": FORMAT,
+                "spec": encoder.spec.to_dict(),
+                "weights": encoder.fingerprint,
+                "data": content_key,
+                "input_size": input_size,
+                "precision": precision,
+            },
             sort_keys=True,
-        )  # fmt: skip
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
     def get(
@@ -72,13 +78,20 @@ class EmbeddingCache:
         atomic_write_text(
             path.with_suffix(".json"),
             json.dumps(
-                {"model": encoder.spec.name, "weights": encoder.weights_origin, "dataset": dataset.key,
-                 "n": len(images), "dim": int(emb.shape[1]), "input_size": input_size,
-                 "precision": precision, "seconds": round(time.perf_counter() - started, 2),
-                 "ids_sha256": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest()},
+                {
+                    "model": encoder.spec.name,
+                    "weights": encoder.weights_origin,
+                    "dataset": dataset.key,
+                    "n": len(images),
+                    "dim": int(emb.shape[1]),
+                    "input_size": input_size,
+                    "precision": precision,
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "ids_sha256": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest(),
+                },
                 indent=1,
             ),
-        )  # fmt: skip
+        )
         return emb
 
 

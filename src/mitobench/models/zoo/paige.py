@@ -11,20 +11,42 @@ from timm.layers import SwiGLUPacked
 from mitobench.models.registry import register
 from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
-_VIRCHOW = {"img_size": 224, "init_values": 1e-5, "num_classes": 0, "mlp_ratio": 5.3375,
-            "global_pool": "", "dynamic_img_size": True, "mlp_layer": SwiGLUPacked,
-            "act_layer": torch.nn.SiLU}  # fmt: skip
+_VIRCHOW = {
+    "img_size": 224,
+    "init_values": 1e-5,
+    "num_classes": 0,
+    "mlp_ratio": 5.3375,
+    "global_pool": "",
+    "dynamic_img_size": True,
+    "mlp_layer": SwiGLUPacked,
+    "act_layer": torch.nn.SiLU,
+}
 
 register(
     ModelSpec(
-        name="virchow", title="Virchow", family=Family.FOUNDATION, source=Source.HF_HUB,
-        repo="paige-ai/Virchow", architecture="vit_huge_patch14_224", kwargs=_VIRCHOW,
-        embed_dim=2560, pooling=Pooling.CLS_MEAN, gated=True, licence="cc-by-nc-nd-4.0",
+        name="virchow",
+        title="Virchow",
+        family=Family.FOUNDATION,
+        source=Source.HF_HUB,
+        repo="paige-ai/Virchow",
+        architecture="vit_huge_patch14_224",
+        kwargs=_VIRCHOW,
+        embed_dim=2560,
+        pooling=Pooling.CLS_MEAN,
+        gated=True,
+        licence="cc-by-nc-nd-4.0",
     ),
     ModelSpec(
-        name="virchow2", title="Virchow2", family=Family.FOUNDATION, source=Source.HF_HUB,
-        repo="paige-ai/Virchow2", architecture="vit_huge_patch14_224",
+        name="virchow2",
+        title="Virchow2",
+        family=Family.FOUNDATION,
+        source=Source.HF_HUB,
+        repo="paige-ai/Virchow2",
+        architecture="vit_huge_patch14_224",
         kwargs={**_VIRCHOW, "reg_tokens": 4},
-        embed_dim=2560, pooling=Pooling.CLS_MEAN, gated=True, licence="cc-by-nc-nd-4.0",
+        embed_dim=2560,
+        pooling=Pooling.CLS_MEAN,
+        gated=True,
+        licence="cc-by-nc-nd-4.0",
     ),
-)  # fmt: skip
+)

@@ -18,12 +18,19 @@ def spec_from_timm(name: str) -> ModelSpec | None:
     cfg = model.pretrained_cfg
     hub = cfg.get("hf_hub_id")
     return ModelSpec(
-        name=name, title=name, family=Family.END_TO_END,
-        source=Source.TIMM if hub else Source.NONE, architecture=arch, repo=hub,
-        embed_dim=int(model.num_features), input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+        name=name,
+        title=name,
+        family=Family.END_TO_END,
+        source=Source.TIMM if hub else Source.NONE,
+        architecture=arch,
+        repo=hub,
+        embed_dim=int(model.num_features),
+        input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
         interpolation=str(cfg.get("interpolation", "bicubic")),
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
         std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
-        pooling=Pooling.POOLED, pretrained=bool(hub), licence=str(cfg.get("license", "")),
+        pooling=Pooling.POOLED,
+        pretrained=bool(hub),
+        licence=str(cfg.get("license", "")),
         notes="derived from timm's pretrained config",
-    )  # fmt: skip
+    )

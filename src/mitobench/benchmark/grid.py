@@ -1,0 +1,94 @@
+"""A benchmark config: a grid of (model × mode × fold) jobs sharing a preset and data."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mitobench.config_file import read_yaml
+from mitobench.data.registry import EVAL_SETS
+from mitobench.data.splits import N_FOLDS
+from mitobench.errors import ConfigError
+from mitobench.train.config import LoraConfig, Mode, ProbeConfig
+from mitobench.train.run import RunSpec, parse_spec
+
+
+class GridEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    modes: list[Mode] = Field(default_factory=lambda: ["e2e"])
+    train: dict[str, Any] = Field(default_factory=dict)
+    """Overrides for this model only (on top of the grid's `train`)."""
+
+
+class GridConfig(BaseModel):
+    """The YAML of `mitobench run`; every field but `runs` has a default that follows the paper."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "benchmark"
+    preset: str = "paper"
+    folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
+    eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
+    runs: list[GridEntry]
+    train: dict[str, Any] = Field(default_factory=dict)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    weights: dict[str, str] = Field(default_factory=dict)
+    """Model name -> local weight file or folder (offline clusters)."""
+    resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0})
+    """What one job needs from a Ray worker."""
+
+    def run_specs(self) -> list[RunSpec]:
+        """One RunSpec per (model, mode), in the config's order."""
+        specs = []
+        for entry in self.runs:
+            for mode in entry.modes:
+                specs.append(
+                    parse_spec(
+                        {
+                            "model": entry.model,
+                            "mode": mode,
+                            "preset": self.preset,
+                            "folds": self.folds,
+                            "eval_sets": self.eval_sets,
+                            "weights": self.weights.get(entry.model),
+                            "train": {**self.train, **entry.train},
+                            "lora": self.lora.model_dump(),
+                            "probe": self.probe.model_dump(),
+                        }
+                    )
+                )
+        return specs
+
+
+def packaged_configs() -> list[str]:
+    """Names of the configs shipped with mitobench (`paper`, `cpu`, `quick`)."""
+    folder = resources.files("mitobench").joinpath("configs")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_grid(path_or_name: str) -> GridConfig:
+    """A config file, or the name of a packaged config (e.g. `quick`)."""
+    path = Path(path_or_name)
+    if not path.is_file() and path_or_name in packaged_configs():
+        text = resources.files("mitobench").joinpath("configs", f"{path_or_name}.yaml").read_text()
+        import yaml
+
+        values = yaml.safe_load(text)
+    elif not path.is_file():
+        raise ConfigError(
+            f"{path_or_name}: no such config file or packaged config",
+            f"pass a YAML file, or one of: {', '.join(packaged_configs())}",
+        )
+    else:
+        values = read_yaml(path)
+    try:
+        return GridConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(
+            f"{path_or_name}: {'.'.join(map(str, err['loc']))}: {err['msg']}", "fix the config (see configs/)"
+        ) from None

@@ -1,0 +1,135 @@
+"""The results store: one SQLite file per results directory that every job appends to.
+
+SQLite in WAL mode with a busy timeout lets several processes (Ray workers, two shells) write
+at once; each job's rows go in one transaction, so a crash never leaves half a job behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job TEXT PRIMARY KEY, model TEXT, mode TEXT, preset TEXT, fold INTEGER, status TEXT,
+    error TEXT, spec TEXT, environment TEXT, started REAL, finished REAL, seconds REAL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    job TEXT, dataset TEXT, variant TEXT, metric TEXT, value REAL,
+    PRIMARY KEY (job, dataset, variant, metric)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    job TEXT, dataset TEXT, sample TEXT, label INTEGER, prob REAL, prob_tta REAL,
+    PRIMARY KEY (job, dataset, sample)
+);
+"""
+STORE_FILE = "results.sqlite"
+
+
+class ResultsStore:
+    """Append-only store of jobs, their metrics and their per-sample probabilities."""
+
+    def __init__(self, results_dir: Path) -> None:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        self.path = results_dir / STORE_FILE
+        with self._connect() as con:
+            con.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=60000")
+            with con:  # one transaction
+                yield con
+        finally:
+            con.close()
+
+    def status(self, job: str) -> str | None:
+        with self._connect() as con:
+            row = con.execute("SELECT status FROM jobs WHERE job = ?", (job,)).fetchone()
+        return row[0] if row else None
+
+    def start(self, job: str, info: dict[str, Any]) -> None:
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO jobs (job, model, mode, preset, fold, status, error, spec,"
+                " environment, started) VALUES (?, ?, ?, ?, ?, 'running', NULL, ?, ?, ?)",
+                (
+                    job,
+                    info["model"],
+                    info["mode"],
+                    info["preset"],
+                    info["fold"],
+                    json.dumps(info["spec"]),
+                    json.dumps(info["environment"]),
+                    time.time(),
+                ),
+            )
+
+    def fail(self, job: str, error: str) -> None:
+        with self._connect() as con:
+            con.execute(
+                "UPDATE jobs SET status = 'failed', error = ?, finished = ? WHERE job = ?",
+                (error, time.time(), job),
+            )
+
+    def finish(self, job: str, fold_dir: Path, seconds: float) -> None:
+        """Record a finished fold: its metrics and every prediction file, in one transaction."""
+        from mitobench.evaluate.metrics import compute
+
+        done = json.loads((fold_dir / "done.json").read_text())
+        rows_m, rows_p = [], []
+        for csv in sorted((fold_dir / "predictions").glob("*.csv")):
+            dataset = csv.stem.replace("__", "/")
+            frame = pd.read_csv(csv)
+            variants = {"fold": frame["prob"]}
+            if "prob_tta" in frame:
+                variants["tta"] = frame["prob_tta"]
+            for variant, probs in variants.items():
+                for metric, value in compute(
+                    frame["label"].to_numpy(), probs.to_numpy(), done["threshold"]
+                ).items():
+                    rows_m.append((job, dataset, variant, metric, float(value)))
+            tta = frame["prob_tta"] if "prob_tta" in frame else [None] * len(frame)
+            rows_p += [
+                (job, dataset, str(i), int(lab), float(p), None if t is None else float(t))
+                for i, lab, p, t in zip(frame["id"], frame["label"], frame["prob"], tta, strict=True)
+            ]
+        with self._connect() as con:
+            con.execute("DELETE FROM metrics WHERE job = ?", (job,))
+            con.execute("DELETE FROM predictions WHERE job = ?", (job,))
+            con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows_m)
+            con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows_p)
+            con.execute(
+                "UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ? WHERE job = ?",
+                (time.time(), seconds, job),
+            )
+
+    def jobs(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query("SELECT * FROM jobs ORDER BY model, mode, fold", con)
+
+    def metrics(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT j.model, j.mode, j.preset, j.fold, m.dataset, m.variant, m.metric, m.value "
+                "FROM metrics m JOIN jobs j USING (job) WHERE j.status = 'done'",
+                con,
+            )
+
+    def predictions(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT j.model, j.mode, j.preset, j.fold, p.dataset, p.sample, p.label, p.prob, p.prob_tta "
+                "FROM predictions p JOIN jobs j USING (job) WHERE j.status = 'done'",
+                con,
+            )

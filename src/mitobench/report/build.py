@@ -1,0 +1,138 @@
+"""`mitobench report`: everything a results directory holds, as tables, plots and one HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mitobench.benchmark.store import ResultsStore
+from mitobench.data.cache import ImageCache
+from mitobench.data.dataset import Dataset
+from mitobench.data.registry import DATASETS, load, present
+from mitobench.errors import ConfigError
+from mitobench.evaluate.raters import agreement, vote_columns
+from mitobench.paths import atomic_write_text
+from mitobench.report import html as html_mod
+from mitobench.report import plots
+from mitobench.report.tables import (
+    RUN_KEYS,
+    display_table,
+    fold_matrix,
+    results_table,
+    thresholds_of,
+    write_tables,
+)
+
+GALLERY_SIZE = 24
+
+
+def _datasets(keys: list[str], data_root: Path) -> dict[str, Dataset]:
+    have = set(present(data_root)) if data_root.is_dir() else set()
+    out = {}
+    for key in keys:
+        name = key.split("/")[0]
+        if name in DATASETS and name in have:
+            out[key] = load(key, data_root)
+    return out
+
+
+def _ensemble_calls(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str) -> dict[str, pd.Series]:
+    """Per run: the fold ensemble's probability per sample, and its threshold."""
+    thr = thresholds_of(metrics)
+    out = {}
+    for (model, mode, preset), part in preds[preds["dataset"] == dataset].groupby(RUN_KEYS):
+        _, probs, folds, samples = fold_matrix(part)
+        t = thr[(thr["model"] == model) & (thr["mode"] == mode) & (thr["preset"] == preset)].set_index("fold")
+        threshold = float(np.mean([t.loc[f, "threshold"] for f in folds]))
+        out[plots.run_label(model, mode, preset)] = (pd.Series(probs.mean(axis=0), index=samples), threshold)
+    return out
+
+
+def _gallery(ds: Dataset, calls: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    images = ImageCache().load(ds)
+    index = {sid: i for i, sid in enumerate(ds.ids)}
+    votes = vote_columns(ds.frame)
+    out = {}
+    for run, (probs, threshold) in calls.items():
+        rows = []
+        for sid, p in probs.items():
+            i = index.get(sid)
+            if i is None:
+                continue
+            truth = int(ds.labels[i])
+            if int(p >= threshold) != truth:
+                rows.append((abs(p - threshold), sid, i, truth, p))
+        rows.sort(reverse=True)
+        items = []
+        for _, sid, i, truth, p in rows[:GALLERY_SIZE]:
+            v = ds.frame.loc[i, votes].to_numpy() if votes else None
+            items.append(
+                {
+                    "id": sid,
+                    "truth": "atypical" if truth else "normal",
+                    "prob": float(p),
+                    "votes": f"{int(np.nansum(v))}/{len(v)} atypical" if v is not None else "",
+                    "uri": html_mod.array_data_uri(images[i]),
+                }
+            )
+        out[f"{run} — {ds.key}"] = items
+    return out
+
+
+def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict[str, Path]:
+    """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html."""
+    if not (results_dir / "results.sqlite").is_file():
+        raise ConfigError(f"{results_dir} holds no results store", "run a grid first: mitobench run CONFIG")
+    store = ResultsStore(results_dir)
+    preds, metrics = store.predictions(), store.metrics()
+    folder = results_dir / "report"
+    keys = sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))
+    datasets = _datasets(keys, data_root)
+    groups = {
+        k: dict(zip(ds.ids, ds.frame["group"].astype(str), strict=True))
+        for k, ds in datasets.items()
+        if ds.frame["group"].notna().all()
+    }
+    table = results_table(preds, metrics, groups, n_boot)
+    paths = write_tables(table, folder)
+    plot_paths: list[Path] = []
+    if not table.empty:
+        plot_paths.append(plots.bacc_bars(table, folder / "plots"))
+        for key in keys:
+            plot_paths += [
+                plots.roc_plot(preds, metrics, key, folder / "plots"),
+                plots.confusion_plot(preds, metrics, key, folder / "plots"),
+                plots.reliability_plot(preds, metrics, key, folder / "plots"),
+            ]
+    galleries, raters = {}, []
+    for key, ds in datasets.items():
+        calls = _ensemble_calls(preds, metrics, key)
+        galleries.update(_gallery(ds, calls))
+        if len(vote_columns(ds.frame)) >= 2:
+            labels = {
+                run: (probs.reindex(ds.ids).to_numpy() >= t).astype(int)
+                for run, (probs, t) in calls.items()
+                if probs.reindex(ds.ids).notna().all()
+            }
+            raters.append(agreement(ds, labels))
+    notes = [
+        "Balanced accuracy and AUROC: mean ± sample std over the fold models; 95% CIs by bootstrap of the "
+        "test figures (whole slides where slides are known). Ensemble: mean probability of the fold models "
+        "at the mean of their thresholds. Atypical is the positive class.",
+        "Missing datasets (not in the data root): "
+        + (", ".join(k for k in keys if k not in datasets) or "none"),
+    ]
+    page = html_mod.render(
+        f"mitobench report: {results_dir.name}",
+        display_table(table) if not table.empty else table,
+        plot_paths,
+        galleries,
+        raters,
+        notes,
+    )
+    paths["html"] = folder / "report.html"
+    atomic_write_text(paths["html"], page)
+    return paths

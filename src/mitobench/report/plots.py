@@ -1,0 +1,115 @@
+"""Plots (PNG and SVG): balanced accuracy per model, ROC curves, confusion matrices, reliability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_curve
+
+from mitobench.report.tables import RUN_KEYS, fold_matrix, thresholds_of
+
+
+def _save(fig: plt.Figure, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    png = folder / f"{name}.png"
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    fig.savefig(folder / f"{name}.svg", bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
+def run_label(model: str, mode: str, preset: str) -> str:
+    return f"{model} · {mode} · {preset}"
+
+
+def bacc_bars(table: pd.DataFrame, folder: Path) -> Path:
+    """Mean ± std balanced accuracy per run and dataset, with the paper's figure where published."""
+    datasets = sorted(table["dataset"].unique())
+    runs = table[RUN_KEYS].drop_duplicates().itertuples(index=False)
+    runs = [tuple(r) for r in runs]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(runs) * len(datasets) / 2), 4))
+    width = 0.8 / max(1, len(datasets))
+    for j, ds in enumerate(datasets):
+        sub = table[table["dataset"] == ds].set_index(RUN_KEYS)
+        xs = np.arange(len(runs)) + j * width
+        means = [sub.loc[r, "bacc_mean"] if r in sub.index else np.nan for r in runs]
+        stds = [sub.loc[r, "bacc_std"] if r in sub.index else 0 for r in runs]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=ds)
+        paper = [sub.loc[r, "paper_bacc_mean"] if r in sub.index else np.nan for r in runs]
+        ax.scatter(xs, paper, marker="_", s=300, color="black", zorder=3)
+    ax.set_xticks(np.arange(len(runs)) + width * (len(datasets) - 1) / 2)
+    ax.set_xticklabels([run_label(*r) for r in runs], rotation=20, ha="right")
+    ax.set_ylabel("balanced accuracy (mean ± std over folds)")
+    ax.set_ylim(0.4, 1.0)
+    ax.axhline(0.5, color="grey", lw=0.5)
+    ax.legend(title="dataset (black: paper)", fontsize=8)
+    ax.set_title("Balanced accuracy per model")
+    return _save(fig, folder, "balanced_accuracy")
+
+
+def _ensembles(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str):
+    thr = thresholds_of(metrics)
+    sub = preds[preds["dataset"] == dataset]
+    for (model, mode, preset), part in sub.groupby(RUN_KEYS, sort=True):
+        labels, probs, folds, _ = fold_matrix(part)
+        t = thr[(thr["model"] == model) & (thr["mode"] == mode) & (thr["preset"] == preset)].set_index("fold")
+        threshold = float(np.mean([t.loc[f, "threshold"] for f in folds]))
+        yield run_label(model, mode, preset), labels, probs.mean(axis=0), threshold
+
+
+def roc_plot(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for label, y, p, _ in _ensembles(preds, metrics, dataset):
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=label)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity (atypical)")
+    ax.set_title(f"ROC, fold ensemble: {dataset}")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, folder, f"roc_{dataset.replace('/', '_')}")
+
+
+def confusion_plot(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path) -> Path:
+    items = list(_ensembles(preds, metrics, dataset))
+    fig, axes = plt.subplots(1, len(items), figsize=(3.2 * len(items), 3.2), squeeze=False)
+    for ax, (label, y, p, t) in zip(axes[0], items, strict=True):
+        cm = confusion_matrix(y, (p >= t).astype(int), labels=[1, 0])
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", color="black")
+        ax.set_xticks([0, 1], ["atypical", "normal"])
+        ax.set_yticks([0, 1], ["atypical", "normal"])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("truth")
+        ax.set_title(label, fontsize=8)
+    fig.suptitle(f"Confusion matrices, fold ensemble: {dataset}")
+    return _save(fig, folder, f"confusion_{dataset.replace('/', '_')}")
+
+
+def reliability_plot(
+    preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path, bins: int = 10
+) -> Path:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    edges = np.linspace(0, 1, bins + 1)
+    for label, y, p, _ in _ensembles(preds, metrics, dataset):
+        which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            m = which == b
+            if m.sum() >= 5:
+                xs.append(p[m].mean())
+                ys.append(y[m].mean())
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("mean predicted probability (atypical)")
+    ax.set_ylabel("fraction atypical")
+    ax.set_title(f"Reliability, fold ensemble: {dataset}")
+    ax.legend(fontsize=7)
+    return _save(fig, folder, f"reliability_{dataset.replace('/', '_')}")

@@ -1,0 +1,134 @@
+"""The results table: per model × mode × dataset, mean ± std over folds, bootstrap CIs,
+the fold ensemble, and the paper's published figure beside ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mitobench.evaluate.bootstrap import bootstrap_ci
+from mitobench.evaluate.metrics import compute
+from mitobench.paths import atomic_write_text
+from mitobench.report.published import published
+
+RUN_KEYS = ["model", "mode", "preset"]
+
+
+def thresholds_of(metrics: pd.DataFrame) -> pd.DataFrame:
+    t = metrics[(metrics["metric"] == "threshold") & (metrics["variant"] == "fold")]
+    return (
+        t.groupby([*RUN_KEYS, "fold"], as_index=False)["value"].first().rename(columns={"value": "threshold"})
+    )
+
+
+def fold_matrix(preds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
+    """(labels, probs[fold, sample], folds, sample ids) for one run and dataset, samples aligned."""
+    wide = preds.pivot_table(index="sample", columns="fold", values="prob")
+    wide = wide.dropna()
+    labels = preds.drop_duplicates("sample").set_index("sample").loc[wide.index, "label"].to_numpy()
+    return labels, wide.to_numpy().T, [int(c) for c in wide.columns], [str(s) for s in wide.index]
+
+
+def results_table(
+    preds: pd.DataFrame,
+    metrics: pd.DataFrame,
+    groups: dict[str, dict[str, str]] | None = None,
+    n_boot: int = 1000,
+) -> pd.DataFrame:
+    """One row per (model, mode, preset, dataset); validation folds are left out (they differ per fold)."""
+    groups = groups or {}
+    thr = thresholds_of(metrics)
+    rows = []
+    preds = preds[~preds["dataset"].str.endswith("/val")]
+    for (model, mode, preset, dataset), part in preds.groupby([*RUN_KEYS, "dataset"], sort=True):
+        labels, probs, folds, samples = fold_matrix(part)
+        t = thr[(thr["model"] == model) & (thr["mode"] == mode) & (thr["preset"] == preset)].set_index("fold")
+        thresholds = np.array([float(t.loc[f, "threshold"]) for f in folds])
+        per_fold = [compute(labels, p, th) for p, th in zip(probs, thresholds, strict=True)]
+        bacc = np.array([m["balanced_accuracy"] for m in per_fold])
+        auc = np.array([m["auroc"] for m in per_fold])
+        g = groups.get(dataset)
+        slide = np.array([g.get(s, s) for s in samples]) if g else None
+        ci = bootstrap_ci(labels, probs, thresholds, slide, n_boot=n_boot) if n_boot else {}
+        ens = compute(labels, probs.mean(axis=0), float(thresholds.mean()))
+        rows.append(
+            {
+                "model": model,
+                "mode": mode,
+                "preset": preset,
+                "dataset": dataset,
+                "n": len(labels),
+                "folds": len(folds),
+                "bacc_mean": bacc.mean(),
+                "bacc_std": bacc.std(ddof=1) if len(bacc) > 1 else 0.0,
+                "bacc_ci_low": ci.get("balanced_accuracy", (np.nan, np.nan))[0],
+                "bacc_ci_high": ci.get("balanced_accuracy", (np.nan, np.nan))[1],
+                "auroc_mean": auc.mean(),
+                "auroc_std": auc.std(ddof=1) if len(auc) > 1 else 0.0,
+                "auroc_ci_low": ci.get("auroc", (np.nan, np.nan))[0],
+                "auroc_ci_high": ci.get("auroc", (np.nan, np.nan))[1],
+                "ensemble_bacc": ens["balanced_accuracy"],
+                "ensemble_auroc": ens["auroc"],
+                "ci_resampling": "slides" if g else "figures",
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table = table.merge(published(), on=["model", "mode", "dataset"], how="left")
+    table["delta_bacc"] = table["bacc_mean"] - table["paper_bacc_mean"]
+    return table
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def _ci(low: float, high: float) -> str:
+    return "–" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The human-readable columns, formatted the same way everywhere."""
+
+    def paper(row: pd.Series) -> str:
+        return "–" if pd.isna(row["paper_bacc_mean"]) else _pm(row["paper_bacc_mean"], row["paper_bacc_std"])
+
+    return pd.DataFrame(
+        {
+            "model": table["model"],
+            "mode": table["mode"],
+            "dataset": table["dataset"],
+            "folds": table["folds"],
+            "bal. acc (mean ± std)": [
+                _pm(m, s) for m, s in zip(table["bacc_mean"], table["bacc_std"], strict=True)
+            ],
+            "bal. acc 95% CI": [
+                _ci(lo, hi) for lo, hi in zip(table["bacc_ci_low"], table["bacc_ci_high"], strict=True)
+            ],
+            "AUROC (mean ± std)": [
+                _pm(m, s) for m, s in zip(table["auroc_mean"], table["auroc_std"], strict=True)
+            ],
+            "AUROC 95% CI": [
+                _ci(lo, hi) for lo, hi in zip(table["auroc_ci_low"], table["auroc_ci_high"], strict=True)
+            ],
+            "ensemble bal. acc": [f"{v:.4f}" for v in table["ensemble_bacc"]],
+            "paper bal. acc": [paper(r) for _, r in table.iterrows()],
+            "Δ vs paper": ["–" if pd.isna(d) else f"{d:+.4f}" for d in table["delta_bacc"]],
+        }
+    )
+
+
+def write_tables(table: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    """tables.csv (raw numbers), tables.md and tables.tex (formatted)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = display_table(table) if not table.empty else pd.DataFrame()
+    paths = {"csv": folder / "tables.csv", "md": folder / "tables.md", "tex": folder / "tables.tex"}
+    atomic_write_text(paths["csv"], table.to_csv(index=False))
+    atomic_write_text(
+        paths["md"], shown.to_markdown(index=False) + "\n" if not shown.empty else "(no results)\n"
+    )
+    atomic_write_text(paths["tex"], shown.to_latex(index=False, escape=True) if not shown.empty else "")
+    return paths
