@@ -442,6 +442,36 @@ def report_cmd(
     out_console.print(f"report: {paths['html']}")
 
 
+@app.command("raters")
+def raters_cmd(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
+    """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD."""
+    from mitobench.data.registry import check_root, load, present
+    from mitobench.evaluate.raters import agreement
+
+    root = _root(data_root)
+    check_root(root)
+    keys = [
+        k for k, name in (("amibr/all", "amibr"), ("atnorm-md/test", "atnorm-md")) if name in present(root)
+    ]
+    results = [agreement(load(k, root)) for k in keys]
+    if as_json:
+        _print_json(results)
+        return
+    for r in results:
+        out_console.print(
+            f"[bold]{r['dataset']}[/]: {len(r['experts'])} experts, {r['n']} figures, "
+            f"Fleiss' κ = {r['fleiss_kappa']:.3f}, unanimous {r['unanimous_fraction']:.1%}"
+        )
+        pairs = ", ".join(f"{k}: {v:.3f}" for k, v in r["pairwise_kappa"].items())
+        out_console.print(f"  pairwise Cohen's κ: {pairs}")
+        for ref, scores in r["leave_one_out"].items():
+            for who, sc in scores.items():
+                out_console.print(
+                    f"  {who} {ref}: bal. acc {sc['balanced_accuracy']:.3f}, κ {sc['kappa']:.3f} "
+                    f"(n={sc['n']})"
+                )
+
+
 def main() -> None:
     """Console entry point: user errors become one message and a non-zero exit."""
     try:

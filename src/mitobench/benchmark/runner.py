@@ -80,7 +80,11 @@ def run_job(
     except Exception as exc:  # a crash in one job must not stop the grid
         store.fail(job.key, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         return "failed", f"{type(exc).__name__}: {exc}"
-    store.finish(job.key, job.run_dir / f"fold_{job.fold}", time.perf_counter() - started)
+    fold_dir = job.run_dir / f"fold_{job.fold}"
+    if not (fold_dir / "done.json").is_file():  # stopped before the end: resumable later
+        store.fail(job.key, "interrupted")
+        return "interrupted", "interrupted"
+    store.finish(job.key, fold_dir, time.perf_counter() - started)
     return "done", None
 
 

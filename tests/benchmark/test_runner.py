@@ -1,0 +1,151 @@
+"""`mitobench run`: a grid of jobs into one store; never redone; failures recorded; kill and resume."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mitobench.benchmark.grid import GridConfig, load_grid
+from mitobench.benchmark.runner import run_grid
+from mitobench.benchmark.store import ResultsStore
+
+TINY_TRAIN = {
+    "input_size": 32,
+    "batch_size": 16,
+    "max_epochs": 2,
+    "lr": 3e-3,
+    "precision": "fp32",
+    "warmup_epochs": 0,
+}
+
+
+def tiny_grid(**extra: object) -> GridConfig:
+    values = {
+        "name": "tiny",
+        "preset": "cpu",
+        "folds": [0, 1],
+        "train": TINY_TRAIN,
+        "runs": [{"model": "resnet10t", "modes": ["e2e", "probe"]}],
+        **extra,
+    }
+    return GridConfig.model_validate(values)
+
+
+def test_grid_runs_every_job_once(separable_root: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    first = run_grid(tiny_grid(), results, separable_root, job_overrides={"pretrained": False})
+    assert len(first.done) == 4 and not first.failed
+    jobs = ResultsStore(results).jobs()
+    assert set(jobs["status"]) == {"done"} and len(jobs) == 4
+    metrics = ResultsStore(results).metrics()
+    assert {"amibr/test", "atnorm-br/test", "atnorm-md/test", "amibr/val"} <= set(metrics["dataset"])
+    preds = ResultsStore(results).predictions()
+    assert len(preds[(preds["dataset"] == "amibr/test") & (preds["mode"] == "e2e")]) == 2 * 36
+    again = run_grid(tiny_grid(), results, separable_root, job_overrides={"pretrained": False})
+    assert again.done == [] and len(again.skipped) == 4
+
+
+def test_a_failed_job_is_recorded_and_the_rest_go_on(separable_root: Path, tmp_path: Path) -> None:
+    grid = tiny_grid(
+        runs=[{"model": "resnet10t", "modes": ["e2e"]}, {"model": "uni", "modes": ["lora"]}],
+        weights={"uni": str(tmp_path / "no-such-weights")},
+    )
+    result = run_grid(grid, tmp_path / "results", separable_root, job_overrides={"pretrained": False})
+    assert len(result.done) == 2
+    assert set(result.failed) == {"uni/lora/cpu/fold_0", "uni/lora/cpu/fold_1"}
+    jobs = ResultsStore(tmp_path / "results").jobs().set_index("job")
+    assert jobs.loc["uni/lora/cpu/fold_0", "status"] == "failed"
+    assert "does not exist" in jobs.loc["uni/lora/cpu/fold_0", "error"]
+
+
+def _hammer(path: str, worker: int) -> None:
+    store = ResultsStore(Path(path))
+    for i in range(15):
+        job = f"w{worker}/j{i}"
+        store.start(
+            job, {"model": "m", "mode": "e2e", "preset": "p", "fold": i, "spec": {}, "environment": {}}
+        )
+        store.fail(job, "x")
+
+
+def test_two_processes_write_the_store_at_once(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), w)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(ResultsStore(tmp_path).jobs()) == 30
+
+
+def test_packaged_configs_are_valid() -> None:
+    paper = load_grid("paper")
+    specs = paper.run_specs()
+    assert len(specs) == 17 and {s.mode for s in specs} == {"e2e", "probe", "lora"}
+    assert all(s.preset == "paper" for s in specs)
+    cpu = load_grid("cpu")
+    assert {(s.model, s.mode) for s in cpu.run_specs()} == {
+        (f"tf_efficientnet_lite{i}", m) for i in range(3) for m in ("e2e", "probe")
+    }
+    assert load_grid("quick").folds == [0, 1]
+
+
+def test_killed_run_finishes_on_rerun(separable_root: Path, tmp_path: Path) -> None:
+    """Kill `mitobench run` mid-job (SIGKILL), rerun it, and the grid completes."""
+    config = tmp_path / "grid.yaml"
+    train = {**TINY_TRAIN, "max_epochs": 6, "epoch_size": 2000}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "kill",
+                "preset": "cpu",
+                "folds": [0],
+                "train": train,
+                "runs": [{"model": "tf_efficientnet_lite0", "modes": ["e2e"]}],
+            }
+        )
+    )
+    results = tmp_path / "results"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mitobench.cli",
+        "run",
+        str(config),
+        "--results",
+        str(results),
+        "--data-root",
+        str(separable_root),
+        "--no-report",
+    ]
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    last = results / "runs" / "tf_efficientnet_lite0-e2e-cpu" / "fold_0" / "last.pt"
+    deadline = time.time() + 500
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert last.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no checkpoint"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 done" in done.stdout
+    jobs = ResultsStore(results).jobs()
+    assert list(jobs["status"]) == ["done"]
+
+
+@pytest.mark.parametrize("bad", ["nonexistent.yaml"])
+def test_bad_config_is_a_user_error(cli, bad: str) -> None:
+    code, _, err = cli("run", bad)
+    assert code == 2 and "no such config" in err and "Traceback" not in err
