@@ -1,0 +1,109 @@
+"""`mitobench report`: tables with CIs and paper figures, plots, and an HTML page checked in Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mitobench.benchmark.runner import run_grid
+from mitobench.report.build import build_report
+from tests.benchmark.test_runner import tiny_grid
+from tests.conftest import make_amibr, make_atnorm, separable_patch, write_png
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("data")
+    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
+    make_atnorm(root, "AtNorM-MD", n_atyp=10, n_norm=20, separable=True)
+    for n in (1, 2, 3):  # atypical figures that look normal: errors for the gallery
+        write_png(root / "AtNorM-MD" / "Atypical" / f"{n}.png", separable_patch(False, 500 + n))
+    votes = pd.DataFrame({"Filename": [f"{i}.png" for i in range(1, 31)]})
+    for e in range(1, 6):
+        votes[f"Expert_{e}"] = ["Atypical" if (i <= 10) != (i % 7 == e) else "Normal" for i in range(1, 31)]
+    votes["Majority"] = ["Atypical" if i <= 10 else "Normal" for i in range(1, 31)]
+    votes.to_csv(root / "AtNorM-MD_expert_votes.csv", index=False)
+    out = tmp_path_factory.mktemp("results")
+    grid = tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}])
+    run_grid(grid, out, root, job_overrides={"pretrained": False})
+    return out, root
+
+
+def test_tables_have_ci_ensemble_and_paper_columns(results: tuple[Path, Path]) -> None:
+    out, root = results
+    paths = build_report(out, root, n_boot=200)
+    table = pd.read_csv(paths["csv"])
+    assert set(table["dataset"]) == {"amibr/test", "atnorm-md/test"}  # atnorm-br absent, val left out
+    row = table[table["dataset"] == "amibr/test"].iloc[0]
+    assert row["folds"] == 2 and row["ci_resampling"] == "slides"
+    assert row["bacc_ci_low"] <= row["bacc_mean"] <= row["bacc_ci_high"]
+    assert 0 <= row["ensemble_bacc"] <= 1
+    md = paths["md"].read_text()
+    assert "resnet10t" in md and "± " in md and "Δ vs paper" in md
+    assert "\\begin{tabular}" in paths["tex"].read_text()
+    plots = {p.name for p in (out / "report" / "plots").iterdir()}
+    assert {
+        "balanced_accuracy.png",
+        "balanced_accuracy.svg",
+        "roc_amibr_test.png",
+        "confusion_amibr_test.png",
+        "reliability_atnorm-md_test.png",
+    } <= plots
+
+
+def test_published_figures_sit_beside_ours() -> None:
+    from mitobench.report.published import published
+
+    p = published()
+    row = p[(p["model"] == "efficientnetv2_m") & (p["dataset"] == "amibr/test")].iloc[0]
+    assert row["paper_bacc_mean"] == 0.7474 and row["mode"] == "e2e"
+    assert len(p) == 51 and not p.isna().any().any()
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_html_report_in_headless_chromium(results: tuple[Path, Path], tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (CI installs Debian's chromium)")
+    out, root = results
+    html = build_report(out, root, n_boot=100)["html"]
+    run = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    dom = run.stdout
+    assert "<h1>mitobench report" in dom, run.stderr[-1000:]
+    assert dom.count("<table") >= 3  # results, rater agreement
+    assert re.search(r"<td>resnet10t</td>", dom)
+    assert dom.count('class="tile"') > 0  # the gallery shows misclassified patches
+    assert "Fleiss' κ" in dom and "votes:" in dom
+    images = re.findall(r"<img [^>]*src=\"([^\"]*)\"", dom)
+    assert len(images) > 5 and all(src.startswith("data:image/png;base64,") for src in images)
+
+
+def test_report_without_results_is_a_user_error(tmp_path: Path, cli) -> None:
+    code, _, err = cli("report", tmp_path)
+    assert code == 2 and "holds no results store" in err
