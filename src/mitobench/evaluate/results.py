@@ -55,9 +55,7 @@ def summarise_run(run_dir: Path) -> dict[str, object]:
             "per_fold": {str(k): m for k, m in per_fold.items()},
             "summary": summarise(list(per_fold.values())),
         }
-        if len(frames) > 1 and all(
-            (f["id"].to_numpy() == first["id"].to_numpy()).all() for f in frames.values()
-        ):
+        if len(frames) > 1 and all(f["id"].equals(first["id"]) for f in frames.values()):
             mean_prob = np.mean([f["prob"].to_numpy() for f in frames.values()], axis=0)
             threshold = float(np.mean([done[k]["threshold"] for k in frames]))
             entry["ensemble"] = compute(first["label"].to_numpy(), mean_prob, threshold)
