@@ -102,7 +102,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "weight_decay": 1e-2,
             "schedule": "cosine",
             "warmup_epochs": 0.5,
-            "max_epochs": 10,
+            "max_epochs": 8,
             "early_stopping_patience": None,
             "balance": "sampler",
             "label_smoothing": 0.1,
