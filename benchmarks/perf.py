@@ -1,0 +1,409 @@
+"""Our pipeline against the reference pipeline: same model, resolution and data, one machine.
+
+    python benchmarks/perf.py --data-root ../shared/data            # full mode, real AMi-Br
+    python benchmarks/perf.py --data-root ../shared/data --quick    # smoke test, < 1 minute
+
+Each measurement runs in its own process (so peak memory is its own). Prints one table with both
+sides and their ratios and writes it as JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+MODEL = "tf_efficientnet_lite0"
+
+
+def _data(data_root: Path, n: int | None):
+    from mitobench.data.registry import load
+    from mitobench.data.splits import assign_folds
+
+    train = load("amibr/train", data_root)
+    folds = assign_folds(train)
+    if n is not None:  # quick mode: a stratified handful, spread over the folds
+        rng = np.random.default_rng(0)
+        idx = np.sort(
+            np.concatenate(
+                [rng.choice(np.flatnonzero(train.labels == c), n // 2, replace=False) for c in (0, 1)]
+            )
+        )
+        train, folds = train.subset(idx), folds[idx]
+    return train, folds
+
+
+def _encoder():
+    from mitobench.models.builder import build
+
+    return build(MODEL).eval()
+
+
+def _autocast(precision: str):
+    import contextlib
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------- workers (one process each)
+
+
+def worker_probe_reference(args) -> dict:
+    import reference_pipeline as ref
+
+    train, folds = _data(args.data_root, args.n)
+    enc = _encoder()
+    net = enc.network  # num_classes=0: pooled features, as the reference's feature extractor
+    tf = ref.eval_transform(enc.spec.mean, enc.spec.std, args.size)
+    paths = [str(p) for p in train.paths]
+    labels = train.labels.tolist()
+    start = time.perf_counter()
+    scores = []
+    for k in range(5):
+        tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        xt = ref.extract_batch1(net, [paths[i] for i in tr], tf)  # re-extracted every fold, batch 1
+        xv = ref.extract_batch1(net, [paths[i] for i in va], tf)
+        scores.append(
+            ref.train_head(xt, [labels[i] for i in tr], xv, [labels[i] for i in va], args.head_epochs)
+        )
+    return {"seconds": time.perf_counter() - start, "val_bacc": float(np.mean(scores))}
+
+
+def worker_probe_ours(args) -> dict:
+    from mitobench.data.cache import ImageCache
+    from mitobench.train.batches import EmbeddingBatches
+    from mitobench.train.config import train_config
+    from mitobench.train.embeddings import extract
+    from mitobench.train.loop import fit
+    from mitobench.train.model import Classifier
+
+    train, folds = _data(args.data_root, args.n)
+    cfg = train_config(
+        "probe",
+        "paper",
+        {
+            "input_size": args.size,
+            "max_epochs": args.head_epochs,
+            "early_stopping_patience": None,
+            "precision": args.precision,
+        },
+    )
+    start = time.perf_counter()
+    images = ImageCache().load(train)  # decoded once (cached on disk across runs)
+    emb = extract(_encoder(), images, args.size, args.precision, torch.device("cpu"), batch_size=64)
+    scores = []
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(5):
+            tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            model = Classifier(None, emb.shape[1])
+            res = fit(
+                model,
+                EmbeddingBatches(emb[tr], train.labels[tr]),
+                EmbeddingBatches(emb[va], train.labels[va]),
+                cfg,
+                Path(tmp) / f"f{k}",
+                torch.device("cpu"),
+            )
+            scores.append(res.best_score)
+    return {"seconds": time.perf_counter() - start, "val_bacc": float(np.mean(scores))}
+
+
+def worker_train_reference(args) -> dict:
+    import reference_pipeline as ref
+
+    train, _ = _data(args.data_root, args.n)
+    enc = _encoder()
+    model = torch.nn.Sequential(enc.network, torch.nn.Linear(enc.embed_dim, 1))
+    ips = ref.train_throughput(
+        model,
+        [str(p) for p in train.paths],
+        train.labels.tolist(),
+        enc.spec.mean,
+        enc.spec.std,
+        steps=args.steps * 4,
+        workers=2,
+        size=args.size,
+    )
+    return {"images_per_second": ips}
+
+
+def worker_train_ours(args) -> dict:
+    from mitobench.data.cache import ImageCache
+    from mitobench.train.batches import ImageBatches
+    from mitobench.train.config import train_config
+    from mitobench.train.losses import binary_loss
+    from mitobench.train.model import make_classifier
+
+    train, _ = _data(args.data_root, args.n)
+    cfg = train_config("e2e", "cpu", {"input_size": args.size, "precision": args.train_precision})
+    images = ImageCache().load(train)
+    enc = _encoder()
+    model = make_classifier(enc, "e2e").to(memory_format=torch.channels_last)
+    data = ImageBatches(images, train.labels, enc, args.size, cfg.augment, True)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    g = torch.Generator().manual_seed(0)
+    weights = torch.from_numpy(1.0 / np.bincount(train.labels)[train.labels])
+    model.train()
+    seen, start = 0, None
+    for step in range(2 + args.steps):
+        if step == 2:
+            start, seen = time.perf_counter(), 0
+        idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g).numpy()
+        x = data.get(idx, g)
+        with _autocast(args.train_precision):
+            logits = model(x)
+        loss = binary_loss(logits.float(), torch.from_numpy(train.labels[idx]), cfg, None)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += len(idx)
+    return {"images_per_second": seen / (time.perf_counter() - start)}
+
+
+def _infer_images(args) -> tuple:
+    from mitobench.data.cache import ImageCache
+
+    train, _ = _data(args.data_root, args.n)
+    images = ImageCache().load(train)
+    reps = -(-args.infer_images // len(images))
+    return train, np.concatenate([images] * reps)[: args.infer_images]
+
+
+def worker_infer_bare(args) -> dict:
+    _, images = _infer_images(args)
+    enc = _encoder()
+    net = enc.network.to(memory_format=torch.channels_last)
+    x = enc.prepare(torch.from_numpy(images[:64])).contiguous(memory_format=torch.channels_last)
+    n_batches = len(images) // 64
+    with torch.inference_mode(), _autocast(args.precision):
+        net(x)
+        start = time.perf_counter()
+        for _ in range(n_batches):
+            net(x)
+    return {"images_per_second": n_batches * 64 / (time.perf_counter() - start)}
+
+
+def worker_infer_ours(args) -> dict:
+    from mitobench.train.batches import ImageBatches
+    from mitobench.train.config import train_config
+    from mitobench.train.loop import predict_probs
+    from mitobench.train.model import Classifier
+
+    _, images = _infer_images(args)
+    images = images[: (len(images) // 64) * 64]
+    enc = _encoder()
+    model = Classifier(enc, enc.embed_dim).to(memory_format=torch.channels_last)
+    cfg = train_config(
+        "e2e", "cpu", {"input_size": args.size, "precision": args.precision, "eval_batch_size": 64}
+    )
+    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), enc, args.size, None, True)
+    predict_probs(
+        model,
+        ImageBatches(images[:64], np.zeros(64, dtype=np.int64), enc, args.size, None, True),
+        cfg,
+        torch.device("cpu"),
+    )
+    start = time.perf_counter()
+    predict_probs(model, data, cfg, torch.device("cpu"))
+    return {"images_per_second": len(images) / (time.perf_counter() - start)}
+
+
+def worker_infer_reference(args) -> dict:
+    import reference_pipeline as ref
+
+    train, _ = _data(args.data_root, args.n)
+    enc = _encoder()
+    tf = ref.eval_transform(enc.spec.mean, enc.spec.std, args.size)
+    paths = [str(p) for p in train.paths][: min(len(train), args.infer_images // 4)]
+    ref.extract_batch1(enc.network, paths[:8], tf)
+    start = time.perf_counter()
+    ref.extract_batch1(enc.network, paths, tf)
+    return {"images_per_second": len(paths) / (time.perf_counter() - start)}
+
+
+def worker_precision(args) -> dict:
+    """Accuracy of one short fine-tuning run in fp32 and in bf16 (fold 0 -> AMi-Br test)."""
+    from mitobench.train.run import parse_spec, train_run
+
+    out = {}
+    for precision in ("fp32", "bf16"):
+        spec = parse_spec(
+            {
+                "model": MODEL,
+                "mode": "e2e",
+                "preset": "cpu",
+                "folds": [0],
+                "eval_sets": ["amibr/test"],
+                "train": {
+                    "precision": precision,
+                    "max_epochs": args.precision_epochs,
+                    "input_size": args.size,
+                },
+            }
+        )
+        run_dir = args.work / f"precision-{precision}"
+        res = train_run(spec, run_dir, args.data_root)
+        out[precision] = res.summary["sets"]["amibr/test"]["summary"]["balanced_accuracy"]["mean"]
+    return out
+
+
+WORKERS = {
+    "probe/reference": worker_probe_reference,
+    "probe/ours": worker_probe_ours,
+    "train/reference": worker_train_reference,
+    "train/ours": worker_train_ours,
+    "infer/bare": worker_infer_bare,
+    "infer/ours": worker_infer_ours,
+    "infer/reference": worker_infer_reference,
+    "precision": worker_precision,
+}
+
+
+def run_worker(name: str, argv: list[str]) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    p.add_argument("--quick", action="store_true", help="a smoke test on a few images, under a minute")
+    p.add_argument("--size", type=int, default=224, help="network input side (the paper's 224)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16", help="inference and extraction")
+    p.add_argument(
+        "--train-precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="training (fp32 is the faster one on the 2-core EPYC we measured)",
+    )
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, default=30, help=argparse.SUPPRESS)
+    p.add_argument("--head-epochs", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--infer-images", type=int, default=1024, help=argparse.SUPPRESS)
+    p.add_argument("--precision-epochs", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--skip-precision", action="store_true", help="skip the fp32-vs-bf16 accuracy check")
+    p.add_argument("--work", type=Path, default=Path("/tmp/mitobench-perf"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        torch.manual_seed(0)
+        result = WORKERS[args.worker](args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    argv = [
+        "--data-root",
+        str(args.data_root),
+        "--size",
+        str(args.size),
+        "--precision",
+        args.precision,
+        "--train-precision",
+        args.train_precision,
+        "--work",
+        str(args.work),
+    ]
+    if args.quick:
+        argv += ["--n", "48", "--steps", "3", "--head-epochs", "2", "--infer-images", "64"]
+        args.size = 128
+        argv[argv.index("--size") + 1] = "128"
+    parts = [
+        ("probe", "reference"),
+        ("probe", "ours"),
+        ("train", "reference"),
+        ("train", "ours"),
+        ("infer", "reference"),
+        ("infer", "ours"),
+        ("infer", "bare"),
+    ]
+    results = {}
+    for part, side in parts:
+        t = time.perf_counter()
+        results[f"{part}/{side}"] = run_worker(f"{part}/{side}", argv)
+        print(
+            f"  {part}/{side}: {results[f'{part}/{side}']}  ({time.perf_counter() - t:.0f} s)",
+            file=sys.stderr,
+        )
+    if not args.quick and not args.skip_precision:
+        results["precision"] = run_worker("precision", argv)
+    rows = [
+        (
+            "(a) linear probing, 5 folds [s]",
+            results["probe/reference"]["seconds"],
+            results["probe/ours"]["seconds"],
+            results["probe/reference"]["seconds"] / results["probe/ours"]["seconds"],
+            "≥ 10×",
+        ),
+        (
+            "(b) e2e training [img/s]",
+            results["train/reference"]["images_per_second"],
+            results["train/ours"]["images_per_second"],
+            results["train/ours"]["images_per_second"] / results["train/reference"]["images_per_second"],
+            "≥ 3×",
+        ),
+        (
+            "(c) inference [img/s]",
+            results["infer/reference"]["images_per_second"],
+            results["infer/ours"]["images_per_second"],
+            results["infer/ours"]["images_per_second"] / results["infer/bare"]["images_per_second"],
+            f"≥ 90% of bare {results['infer/bare']['images_per_second']:.1f}",
+        ),
+    ]
+    table = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "model": MODEL,
+        "input_size": args.size,
+        "precision": args.precision,
+        "train_precision": args.train_precision,
+        "quick": args.quick,
+        "rows": [
+            {"measure": r[0], "reference": r[1], "ours": r[2], "ratio": r[3], "target": r[4]} for r in rows
+        ],
+        "peak_rss_mb": {k: v["peak_rss_mb"] for k, v in results.items() if "peak_rss_mb" in v},
+        "raw": results,
+    }
+    lines = ["| measure | reference | ours | ratio | target |", "|---|---:|---:|---:|---|"]
+    for r in table["rows"]:
+        lines.append(
+            f"| {r['measure']} | {r['reference']:.1f} | {r['ours']:.1f} | {r['ratio']:.2f} | {r['target']} |"
+        )
+    lines.append("")
+    lines.append("| process | peak RSS [MB] |")
+    lines.append("|---|---:|")
+    lines += [f"| {k} | {v:.0f} |" for k, v in table["peak_rss_mb"].items()]
+    if "precision" in results:
+        pr = results["precision"]
+        lines.append("")
+        lines.append(
+            f"fp32 vs bf16, fold 0 → AMi-Br test balanced accuracy: {pr['fp32']:.4f} vs {pr['bf16']:.4f} "
+            f"(difference {abs(pr['fp32'] - pr['bf16']):.4f})"
+        )
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({**table, "markdown": "\n".join(lines)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
