@@ -97,6 +97,7 @@ def test_packaged_configs_are_valid() -> None:
         (f"tf_efficientnet_lite{i}", m) for i in range(3) for m in ("e2e", "probe")
     }
     assert load_grid("quick").folds == [0, 1]
+    assert load_grid("cpu-lite0").run_specs()[0] == cpu.run_specs()[0]
 
 
 def test_killed_run_finishes_on_rerun(separable_root: Path, tmp_path: Path) -> None:

@@ -74,23 +74,19 @@ class TrainConfig(BaseModel):
     seed: int = 42
 
 
+PAPER_PROBE: dict[str, Any] = {
+    # The reference probes: lr 1e-3, wd 1e-4, embeddings extracted once without augmentation.
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "augment": {"hflip": False, "vflip": False, "brightness": 0, "contrast": 0, "saturation": 0, "hue": 0},
+}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The reference protocol (see ../shared/reference/README.md and the reference scripts).
     "paper": {
         "e2e": {"augment": {"rotate_degrees": 10.0}},
         "lora": {"early_stopping_patience": 10},
-        "probe": {
-            "lr": 1e-3,
-            "weight_decay": 1e-4,
-            "augment": {
-                "hflip": False,
-                "vflip": False,
-                "brightness": 0,
-                "contrast": 0,
-                "saturation": 0,
-                "hue": 0,
-            },
-        },
+        "probe": PAPER_PROBE,
     },
     # What fits a 2-core CPU and beats the paper's EfficientNetV2-M there.
     "cpu": {
@@ -121,19 +117,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "hue": 0.04,
             },
         },
-        "probe": {
-            "lr": 1e-3,
-            "weight_decay": 1e-4,
-            "threshold": "tune",
-            "augment": {
-                "hflip": False,
-                "vflip": False,
-                "brightness": 0,
-                "contrast": 0,
-                "saturation": 0,
-                "hue": 0,
-            },
-        },
+        "probe": {**PAPER_PROBE, "threshold": "tune"},
         "lora": {
             "batch_size": 32,
             "optimizer": "adamw",
@@ -178,19 +162,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "tta": True,
             "augment": {"dihedral": True, "hed_sigma": 0.05},
         },
-        "probe": {
-            "lr": 1e-3,
-            "weight_decay": 1e-4,
-            "threshold": "tune",
-            "augment": {
-                "hflip": False,
-                "vflip": False,
-                "brightness": 0,
-                "contrast": 0,
-                "saturation": 0,
-                "hue": 0,
-            },
-        },
+        "probe": {**PAPER_PROBE, "threshold": "tune"},
     },
 }
 

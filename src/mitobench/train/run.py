@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mitobench import __version__
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
-from mitobench.data.registry import EVAL_SETS, load, present
+from mitobench.data.registry import DATASETS, EVAL_SETS, load, present
 from mitobench.data.splits import N_FOLDS, assign_folds, fold_split
 from mitobench.errors import ConfigError
 from mitobench.evaluate.results import set_file, write_predictions, write_summary
@@ -127,7 +127,7 @@ def eval_datasets(keys: list[str], data_root: Path) -> tuple[list[Dataset], list
     found, missing = [], []
     for key in keys:
         name = key.split("/")[0].lower()
-        if name in {"amibr", "atnorm-br", "atnorm-md"} and name not in have:
+        if name in DATASETS and name not in have:
             missing.append(key)
         else:
             found.append(load(key, data_root))
@@ -157,6 +157,8 @@ def train_run(
     progress = progress or NullProgress()
     cfg = spec.resolved()
     _check_run_dir(run_dir, spec, cfg)
+    if all((run_dir / f"fold_{k}" / "done.json").is_file() for k in spec.folds):
+        return RunResult(run_dir, write_summary(run_dir))  # nothing to train or evaluate
     dev = device()
     cache = ImageCache()
     train_set = load("amibr/train", data_root)
