@@ -303,7 +303,14 @@ def train_cmd(
     cli_values = {"model": model, "mode": mode, "preset": preset, "weights": weights}
     values.update({k: v for k, v in cli_values.items() if v is not None})
     if folds is not None:
-        values["folds"] = [int(f) for f in folds.split(",") if f.strip()]
+        try:
+            values["folds"] = [int(f) for f in folds.split(",") if f.strip()]
+        except ValueError:
+            from mitobench.errors import ConfigError
+
+            raise ConfigError(
+                f"--folds {folds!r} is not a list of fold numbers", "write e.g. --folds 0,1,2"
+            ) from None
     if set_:
         values["train"] = {**values.get("train", {}), **_parse_sets(set_)}  # type: ignore[dict-item]
     if "model" not in values:

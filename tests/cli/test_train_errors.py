@@ -1,0 +1,28 @@
+"""`mitobench train` refuses bad settings with one message and a fix, before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "no model given"),
+        (["--model", "tf_efficientnet_lite0", "--preset", "fastest"], "unknown preset 'fastest'"),
+        (["--model", "tf_efficientnet_lite0", "--folds", "0,7"], "fold 7 does not exist"),
+        (["--model", "tf_efficientnet_lite0", "--folds", "a,b"], "is not a list of fold numbers"),
+        (["--model", "tf_efficientnet_lite0", "--set", "lr"], "is not KEY=VALUE"),
+        (["--model", "tf_efficientnet_lite0", "--set", "lr=-1"], "lr: Input should be greater than 0"),
+        (["--model", "tf_efficientnet_lite0", "--set", "no_such_knob=1"], "no_such_knob"),
+        (["--model", "tf_efficientnet_lite0", "--mode", "finetune"], "mode"),
+        (["--config", "missing.yaml"], "config file does not exist"),
+    ],
+)
+def test_bad_settings(cli, tmp_path: Path, args: list[str], needle: str) -> None:
+    code, _, err = cli("train", "--out", tmp_path / "run", "--data-root", tmp_path, *args)
+    assert code == 2, err
+    assert needle in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "fold_0").exists()
