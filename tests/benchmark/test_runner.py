@@ -103,7 +103,7 @@ def test_packaged_configs_are_valid() -> None:
 def test_killed_run_finishes_on_rerun(separable_root: Path, tmp_path: Path) -> None:
     """Kill `mitobench run` mid-job (SIGKILL), rerun it, and the grid completes."""
     config = tmp_path / "grid.yaml"
-    train = {**TINY_TRAIN, "max_epochs": 6, "epoch_size": 2000}
+    train = {**TINY_TRAIN, "max_epochs": 4, "epoch_size": 600}
     config.write_text(
         yaml.safe_dump(
             {
