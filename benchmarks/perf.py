@@ -298,7 +298,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30, help=argparse.SUPPRESS)
     p.add_argument("--head-epochs", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--infer-images", type=int, default=1024, help=argparse.SUPPRESS)
-    p.add_argument("--precision-epochs", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--precision-epochs", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--skip-precision", action="store_true", help="skip the fp32-vs-bf16 accuracy check")
     p.add_argument("--work", type=Path, default=Path("/tmp/mitobench-perf"), help=argparse.SUPPRESS)
     args = p.parse_args()
