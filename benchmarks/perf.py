@@ -250,6 +250,7 @@ def worker_precision(args) -> dict:
                 "train": {
                     "precision": precision,
                     "max_epochs": args.precision_epochs,
+                    "epoch_size": 1024,
                     "input_size": args.size,
                 },
             }
