@@ -235,29 +235,25 @@ def worker_infer_reference(args) -> dict:
 
 
 def worker_precision(args) -> dict:
-    """Accuracy of one short fine-tuning run in fp32 and in bf16 (fold 0 -> AMi-Br test)."""
-    from mitobench.train.run import parse_spec, train_run
+    """The same trained fold models scored on the AMi-Br test split in fp32 and in bf16."""
+    from mitobench.data.cache import ImageCache
+    from mitobench.data.registry import load
+    from mitobench.evaluate.metrics import compute
+    from mitobench.evaluate.predictor import from_run
 
-    out = {}
+    test = load("amibr/test", args.data_root)
+    images = ImageCache().load(test)
+    predictor = from_run(args.precision_run)
+    out: dict[str, object] = {"run": str(args.precision_run)}
     for precision in ("fp32", "bf16"):
-        spec = parse_spec(
-            {
-                "model": MODEL,
-                "mode": "e2e",
-                "preset": "cpu",
-                "folds": [0],
-                "eval_sets": ["amibr/test"],
-                "train": {
-                    "precision": precision,
-                    "max_epochs": args.precision_epochs,
-                    "epoch_size": 1024,
-                    "input_size": args.size,
-                },
-            }
-        )
-        run_dir = args.work / f"precision-{precision}"
-        res = train_run(spec, run_dir, args.data_root)
-        out[precision] = res.summary["sets"]["amibr/test"]["summary"]["balanced_accuracy"]["mean"]
+        predictor.cfg = predictor.cfg.model_copy(update={"precision": precision})
+        start = time.perf_counter()
+        probs = predictor.fold_probs(images)
+        seconds = time.perf_counter() - start
+        per_fold = [
+            compute(test.labels, p, predictor.thresholds[k])["balanced_accuracy"] for k, p in probs.items()
+        ]
+        out[precision] = {"per_fold": per_fold, "mean": float(np.mean(per_fold)), "seconds": seconds}
     return out
 
 
@@ -299,7 +295,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30, help=argparse.SUPPRESS)
     p.add_argument("--head-epochs", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--infer-images", type=int, default=1024, help=argparse.SUPPRESS)
-    p.add_argument("--precision-epochs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--precision-run",
+        type=Path,
+        default=Path("results/cpu/runs/tf_efficientnet_lite0-e2e-cpu"),
+        help="a finished run whose fold models are scored in fp32 and bf16",
+    )
     p.add_argument("--skip-precision", action="store_true", help="skip the fp32-vs-bf16 accuracy check")
     p.add_argument("--work", type=Path, default=Path("/tmp/mitobench-perf"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -342,8 +343,8 @@ def main() -> None:
             f"  {part}/{side}: {results[f'{part}/{side}']}  ({time.perf_counter() - t:.0f} s)",
             file=sys.stderr,
         )
-    if not args.quick and not args.skip_precision:
-        results["precision"] = run_worker("precision", argv)
+    if not args.quick and not args.skip_precision and (args.precision_run / "run.json").is_file():
+        results["precision"] = run_worker("precision", [*argv, "--precision-run", str(args.precision_run)])
     rows = [
         (
             "(a) linear probing, 5 folds [s]",
@@ -396,10 +397,12 @@ def main() -> None:
     lines += [f"| {k} | {v:.0f} |" for k, v in table["peak_rss_mb"].items()]
     if "precision" in results:
         pr = results["precision"]
+        diff = max(abs(a - b) for a, b in zip(pr["fp32"]["per_fold"], pr["bf16"]["per_fold"], strict=True))
         lines.append("")
         lines.append(
-            f"fp32 vs bf16, fold 0 → AMi-Br test balanced accuracy: {pr['fp32']:.4f} vs {pr['bf16']:.4f} "
-            f"(difference {abs(pr['fp32'] - pr['bf16']):.4f})"
+            f"Precision check ({pr['run']}, AMi-Br test, the same fold models): balanced accuracy "
+            f"fp32 {pr['fp32']['mean']:.4f}, bf16 {pr['bf16']['mean']:.4f} (mean over folds); largest per-fold "
+            f"difference {diff:.4f}; inference {pr['fp32']['seconds']:.0f} s vs {pr['bf16']['seconds']:.0f} s"
         )
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
