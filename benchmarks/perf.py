@@ -401,7 +401,7 @@ def main() -> None:
         lines.append("")
         lines.append(
             f"Precision check ({pr['run']}, AMi-Br test, the same fold models): balanced accuracy "
-            f"fp32 {pr['fp32']['mean']:.4f}, bf16 {pr['bf16']['mean']:.4f} (mean over folds); largest per-fold "
+            f"fp32 {pr['fp32']['mean']:.4f}, bf16 {pr['bf16']['mean']:.4f} (fold mean); largest per-fold "
             f"difference {diff:.4f}; inference {pr['fp32']['seconds']:.0f} s vs {pr['bf16']['seconds']:.0f} s"
         )
     print("\n".join(lines))
