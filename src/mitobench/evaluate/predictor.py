@@ -84,13 +84,6 @@ class Predictor:
         return frame
 
 
-def _meta_from_run(run_dir: Path) -> tuple[dict[str, object], TrainConfig]:
-    from mitobench.train.run import load_run_spec
-
-    spec, cfg = load_run_spec(run_dir)
-    return {"run": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}, cfg
-
-
 def from_run(run_dir: Path) -> Predictor:
     """Rebuild the fold models of a finished (or partly finished) run."""
     from mitobench.train.run import load_run_spec
@@ -107,7 +100,7 @@ def from_run(run_dir: Path) -> Predictor:
     encoder = build(spec.model, weights=spec.weights, pretrained=pretrained)
     base = {k: v.clone() for k, v in encoder.network.state_dict().items()} if pretrained else None
     model = _assemble(encoder, spec.mode, spec.lora)
-    meta, _ = _meta_from_run(run_dir)
+    meta = {"run": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta)
 
 
