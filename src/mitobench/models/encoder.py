@@ -37,25 +37,32 @@ class Encoder(nn.Module):
         return int(width) * (2 if self.spec.pooling is Pooling.CLS_MEAN else 1)
 
     def prepare(self, images: torch.Tensor, input_size: int | None = None) -> torch.Tensor:
-        """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the model's input size."""
+        """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the model's input size.
+
+        On a CPU, uint8 images are resized as uint8 (the fixed-point, PIL-equivalent kernel, about 5x
+        faster than resizing floats); conversion and normalisation are then one pass each.
+        """
         x = images
-        if x.dtype == torch.uint8:
-            x = x.permute(0, 3, 1, 2) if x.shape[-1] == 3 else x
-            x = x.float().div_(255.0)
+        if x.dtype == torch.uint8 and x.shape[-1] == 3:
+            x = x.permute(0, 3, 1, 2)
         x = x.to(self.mean.device)
         size = input_size or self.spec.input_size
         resize = self.spec.resize_size if input_size is None else None
         target = resize or size
-        if x.shape[-1] != target or x.shape[-2] != target:
+        needs_resize = x.shape[-1] != target or x.shape[-2] != target
+        scale = 1.0 / self.std.view(3)
+        if x.dtype == torch.uint8 and not (needs_resize and x.device.type == "cpu"):
+            x, scale = x.float(), scale / 255.0
+        if needs_resize:
             mode = (
                 self.spec.interpolation if self.spec.interpolation in ("bilinear", "bicubic") else "bilinear"
             )
             x = F.interpolate(x, size=(target, target), mode=mode, align_corners=False, antialias=True)
-            x = x.clamp_(0.0, 1.0)
+            x, scale = (x.float(), scale / 255.0) if x.dtype == torch.uint8 else (x.clamp_(0.0, 1.0), scale)
         if resize and resize != size:
             off = (resize - size) // 2
             x = x[..., off : off + size, off : off + size]
-        return (x - self.mean) / self.std
+        return _normalise(x, scale, -self.mean.view(3) / self.std.view(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of prepared (normalised) images."""
@@ -88,3 +95,10 @@ class TransformersTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[:, 0]
+
+
+def _normalise(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """x * scale + shift per channel in one pass (over the NHWC view when x is channels-last)."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.addcmul(shift, x.permute(0, 2, 3, 1), scale).permute(0, 3, 1, 2)
+    return torch.addcmul(shift.view(3, 1, 1), x, scale.view(3, 1, 1))

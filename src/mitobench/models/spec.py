@@ -73,6 +73,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
 
+    def __deepcopy__(self, memo: dict) -> ModelSpec:
+        """Specs are immutable, so copies of a model (e.g. an inference copy) share theirs."""
+        return self
+
     @property
     def hub_id(self) -> str | None:
         """`hf-hub:<repo>` for timm models on the hub, else the repo."""

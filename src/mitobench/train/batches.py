@@ -31,9 +31,10 @@ class ImageBatches:
     def get(
         self, idx: np.ndarray, g: torch.Generator | None = None, dihedral_code: int | None = None
     ) -> torch.Tensor:
-        x = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255)
+        x = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2)
         if g is not None and self.augment is not None:
-            x = augment(x, g, self.augment)
+            x = augment(x.float().div_(255), g, self.augment)
+        # else uint8 all the way to `prepare`, which resizes it cheaply
         if dihedral_code is not None:
             x = dihedral_transform(x, dihedral_code)
         x = self.encoder.prepare(x, self.input_size)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from mitobench.data.dataset import Dataset
 from mitobench.models.encoder import Encoder
+from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path, atomic_write_text, cache_dir
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.precision import autocast, autocast_dtype
@@ -111,13 +112,19 @@ def extract(
     dtype = autocast_dtype(precision, dev)
     out = np.empty((len(images), encoder.embed_dim), dtype=np.float32)
     progress.start(f"embedding with {encoder.spec.name}", len(images))
+    cnn = encoder.spec.pooling.value == "pooled"
+    fast: torch.nn.Module | None = None
     for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float().div_(255)
+        chunk = torch.from_numpy(images[start : start + batch_size])
         x = encoder.prepare(chunk.to(dev), input_size)
-        if encoder.spec.pooling.value == "pooled":
+        if cnn:
             x = x.contiguous(memory_format=torch.channels_last)
+        if fast is None:  # BatchNorm folded into the convolutions, checked on this batch
+            fast = inference_copy(encoder, x[:2])
+            if cnn:
+                fast = fast.to(memory_format=torch.channels_last)
         with autocast(dtype, dev):
-            emb = encoder(x)
+            emb = fast(x)
         out[start : start + len(chunk)] = emb.float().cpu().numpy()
         progress.advance(len(chunk))
     progress.finish()

@@ -16,11 +16,12 @@ from safetensors.torch import load_file, save_file
 
 from mitobench.errors import MitobenchError
 from mitobench.evaluate.metrics import best_threshold, compute
+from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path, atomic_write_text
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.config import TrainConfig
 from mitobench.train.losses import binary_loss
-from mitobench.train.model import load_trainable_state, trainable_state
+from mitobench.train.model import Classifier, load_trainable_state, trainable_state
 from mitobench.train.precision import autocast, autocast_dtype
 
 
@@ -59,6 +60,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _compute_dtype(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device) -> torch.dtype | None:
+    """The autocast dtype; a head on cached embeddings stays fp32 (casting it only costs time)."""
+    if isinstance(model, Classifier) and model.encoder is None:
+        return None
+    return autocast_dtype(cfg.precision, dev)
+
+
 @torch.inference_mode()
 def predict_probs(
     model: torch.nn.Module,
@@ -71,18 +79,21 @@ def predict_probs(
 ) -> np.ndarray:
     """Probabilities of the atypical class; with `tta`, the mean over the 8 dihedral transforms."""
     model.eval()
-    dtype = autocast_dtype(cfg.precision, dev)
+    dtype = _compute_dtype(model, cfg, dev)
     progress = progress or NullProgress()
     n = len(data)
     codes = list(range(8)) if tta else [None]
     out = np.zeros(n, dtype=np.float64)
     progress.start(description, n * len(codes))
+    fast: torch.nn.Module | None = None
     for code in codes:
         for start in range(0, n, cfg.eval_batch_size):
             idx = np.arange(start, min(n, start + cfg.eval_batch_size))
             x = data.get(idx, dihedral_code=code).to(dev)
+            if fast is None:  # BatchNorm folded into the convolutions, checked on this batch
+                fast = inference_copy(model, x[:2])
             with autocast(dtype, dev):
-                logits = model(x)
+                logits = fast(x)
             out[idx] += torch.sigmoid(logits.float()).cpu().numpy()
             progress.advance(len(idx))
     progress.finish()
@@ -112,7 +123,7 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     groups = [{"params": body, "lr": cfg.lr}] if body else []
     groups.append({"params": head, "lr": cfg.lr * cfg.head_lr_scale})
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def _score(labels: np.ndarray, probs: np.ndarray, cfg: TrainConfig) -> tuple[float, float]:
@@ -153,7 +164,7 @@ def fit(
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     sample_w = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
     pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
-    dtype = autocast_dtype(cfg.precision, dev)
+    dtype = _compute_dtype(model, cfg, dev)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad": 0, "threshold": 0.5, "history": []}
     last = workdir / LAST
     if last.is_file():
