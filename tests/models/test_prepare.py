@@ -20,7 +20,8 @@ def test_uint8_resize_matches_pil_bicubic(real_root: Path) -> None:
     assert encoder.spec.interpolation == "bicubic"
     paths = _real_patches(real_root)
     rgb = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
-    pil = np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224), Image.BICUBIC)) for p in paths])
+    resized = [Image.open(p).convert("RGB").resize((224, 224), Image.BICUBIC) for p in paths]
+    pil = np.stack([np.asarray(r) for r in resized])
     mean, std = torch.tensor(encoder.spec.mean), torch.tensor(encoder.spec.std)
     expected = ((torch.from_numpy(pil).float() / 255 - mean) / std).permute(0, 3, 1, 2)
     got = encoder.prepare(torch.from_numpy(rgb), 224)
