@@ -30,7 +30,7 @@ def test_perf_quick_mode_writes_its_table(real_root: Path, tmp_path: Path) -> No
     )
     assert run.returncode == 0, run.stderr[-2000:]
     table = json.loads(out.read_text())
-    assert [r["measure"][:3] for r in table["rows"]] == ["(a)", "(b)", "(c)"]
+    assert [r["measure"][:3] for r in table["rows"]] == ["(a)", "(b)", "(b)", "(c)", "(c)"]
     assert all(r["reference"] > 0 and r["ours"] > 0 for r in table["rows"])
     assert "| measure | reference | ours | ratio | target |" in run.stdout
-    assert set(table["peak_rss_mb"]) >= {"probe/reference", "probe/ours", "infer/bare"}
+    assert set(table["peak_rss_mb"]) >= {"probe/reference", "probe/ours", "train/bare", "infer/bare"}
