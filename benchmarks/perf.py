@@ -2,6 +2,7 @@
 
     python benchmarks/perf.py --data-root ../shared/data            # full mode, real AMi-Br
     python benchmarks/perf.py --data-root ../shared/data --quick    # smoke test, < 1 minute
+    python benchmarks/perf.py --device cuda --model vit_base_patch16_224 --random-init   # a GPU, a ViT
 
 Each measurement runs in its own process (so peak memory is its own). Prints one table with both
 sides and their ratios and writes it as JSON (--out).
@@ -25,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 MODEL = "tf_efficientnet_lite0"
+"""The CPU default (real offline ImageNet weights); on a GPU pass e.g. --model vit_base_patch16_224."""
 
 
 def _data(data_root: Path, n: int | None):
@@ -44,16 +46,34 @@ def _data(data_root: Path, n: int | None):
     return train, folds
 
 
+ARGS: argparse.Namespace | None = None
+
+
 def _encoder():
+    """The benchmarked model, on the benchmark's device (random init with --random-init)."""
     from mitobench.models.builder import build
 
-    return build(MODEL).eval()
+    return build(ARGS.model, pretrained=not ARGS.random_init).eval().to(_dev())
+
+
+def _dev() -> torch.device:
+    if ARGS.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(ARGS.device)
+
+
+def _sync() -> None:
+    """Wait for queued GPU work, so a timer measures what ran."""
+    if _dev().type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _autocast(precision: str):
     import contextlib
 
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    return (
+        torch.autocast(_dev().type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    )
 
 
 # ---------------------------------------------------------------- workers (one process each)
@@ -101,7 +121,7 @@ def worker_probe_ours(args) -> dict:
     )
     start = time.perf_counter()
     images = ImageCache().load(train)  # decoded once (cached on disk across runs)
-    emb = extract(_encoder(), images, args.size, args.precision, torch.device("cpu"), batch_size=64)
+    emb = extract(_encoder(), images, args.size, args.precision, _dev(), batch_size=64)
     scores = []
     import tempfile
 
@@ -126,7 +146,7 @@ def worker_train_reference(args) -> dict:
 
     train, _ = _data(args.data_root, args.n)
     enc = _encoder()
-    model = torch.nn.Sequential(enc.network, torch.nn.Linear(enc.embed_dim, 1))
+    model = torch.nn.Sequential(enc.network, torch.nn.Linear(enc.embed_dim, 1)).to(_dev())
     ips = ref.train_throughput(
         model,
         [str(p) for p in train.paths],
@@ -155,7 +175,7 @@ def worker_train_ours(args) -> dict:
     )
     images = ImageCache().load(train)
     enc = _encoder()
-    model = make_classifier(enc, "e2e").to(memory_format=torch.channels_last)
+    model = make_classifier(enc, "e2e").to(_dev(), memory_format=torch.channels_last)
     data = ImageBatches(images, train.labels, enc, args.size, cfg.augment, True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     g = torch.Generator().manual_seed(0)
@@ -164,16 +184,18 @@ def worker_train_ours(args) -> dict:
     seen, start = 0, None
     for step in range(2 + args.steps):
         if step == 2:
+            _sync()
             start, seen = time.perf_counter(), 0
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g).numpy()
-        x = data.get(idx, g)
+        x = data.get(idx, g).to(_dev())
         with _autocast(args.train_precision):
             logits = model(x)
-        loss = binary_loss(logits.float(), torch.from_numpy(train.labels[idx]), cfg, None)
+        loss = binary_loss(logits.float(), torch.from_numpy(train.labels[idx]).to(_dev()), cfg, None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         seen += len(idx)
+    _sync()
     return {"images_per_second": seen / (time.perf_counter() - start)}
 
 
@@ -182,13 +204,15 @@ def worker_train_bare(args) -> dict:
     from mitobench.train.model import make_classifier
 
     enc = _encoder()
-    model = make_classifier(enc, "e2e").to(memory_format=torch.channels_last).train()
+    model = make_classifier(enc, "e2e").to(_dev(), memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    x = torch.randn(args.train_batch, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
-    y = (torch.arange(args.train_batch) % 2).float()
+    x = torch.randn(args.train_batch, 3, args.size, args.size, device=_dev())
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = (torch.arange(args.train_batch, device=_dev()) % 2).float()
     start = None
     for step in range(2 + args.steps):
         if step == 2:
+            _sync()
             start = time.perf_counter()
         with _autocast(args.train_precision):
             logits = model(x)
@@ -219,9 +243,11 @@ def _bare(args, folded: bool) -> dict:
     n_batches = len(images) // 64
     with torch.inference_mode(), _autocast(args.precision):
         net(x)
+        _sync()
         start = time.perf_counter()
         for _ in range(n_batches):
             net(x)
+        _sync()
     return {"images_per_second": n_batches * 64 / (time.perf_counter() - start)}
 
 
@@ -244,7 +270,7 @@ def worker_infer_ours(args) -> dict:
     _, images = _infer_images(args)
     images = images[: (len(images) // 64) * 64]
     enc = _encoder()
-    model = Classifier(enc, enc.embed_dim).to(memory_format=torch.channels_last)
+    model = Classifier(enc, enc.embed_dim).to(_dev(), memory_format=torch.channels_last)
     cfg = train_config(
         "e2e", "cpu", {"input_size": args.size, "precision": args.precision, "eval_batch_size": 64}
     )
@@ -253,10 +279,10 @@ def worker_infer_ours(args) -> dict:
         model,
         ImageBatches(images[:64], np.zeros(64, dtype=np.int64), enc, args.size, None, True),
         cfg,
-        torch.device("cpu"),
+        _dev(),
     )
     start = time.perf_counter()
-    predict_probs(model, data, cfg, torch.device("cpu"))
+    predict_probs(model, data, cfg, _dev())
     return {"images_per_second": len(images) / (time.perf_counter() - start)}
 
 
@@ -323,6 +349,13 @@ def main() -> None:
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     p.add_argument("--quick", action="store_true", help="a smoke test on a few images, under a minute")
     p.add_argument("--size", type=int, default=224, help="network input side (the paper's 224)")
+    p.add_argument("--model", default=MODEL, help="any registered or timm model (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="random weights of the same architecture (speed only; for machines without the weights)",
+    )
     p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16", help="inference and extraction")
     p.add_argument(
         "--train-precision",
@@ -351,6 +384,8 @@ def main() -> None:
     p.add_argument("--skip-precision", action="store_true", help="skip the fp32-vs-bf16 accuracy check")
     p.add_argument("--work", type=Path, default=Path("/tmp/mitobench-perf"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    global ARGS
+    ARGS = args
     if args.worker:
         torch.manual_seed(0)
         result = WORKERS[args.worker](args)
@@ -358,6 +393,11 @@ def main() -> None:
         print(json.dumps(result))
         return
     argv = [
+        "--model",
+        args.model,
+        "--device",
+        args.device,
+        *(["--random-init"] if args.random_init else []),
         "--data-root",
         str(args.data_root),
         "--size",
@@ -373,8 +413,9 @@ def main() -> None:
     ]
     if args.quick:
         argv += ["--n", "48", "--steps", "3", "--head-epochs", "2", "--infer-images", "64"]
-        args.size = 128
-        argv[argv.index("--size") + 1] = "128"
+        if args.model == MODEL:  # a CNN takes the native 128 px (a ViT keeps its fixed input size)
+            args.size = 128
+            argv[argv.index("--size") + 1] = "128"
     parts = [
         ("probe", "reference"),
         ("probe", "ours"),
@@ -439,8 +480,11 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(_dev()) if _dev().type == "cuda" else None,
         },
-        "model": MODEL,
+        "model": args.model,
+        "random_init": args.random_init,
+        "device": str(_dev()),
         "input_size": args.size,
         "precision": args.precision,
         "train_precision": args.train_precision,

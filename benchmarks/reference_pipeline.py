@@ -77,9 +77,12 @@ def train_throughput(
     opt = torch.optim.Adam(model.parameters(), lr=5e-5, weight_decay=1e-5)
     crit = nn.BCEWithLogitsLoss()
     model.train()
+    dev = next(model.parameters()).device
     seen, start = 0, None
     for step, (x, y) in enumerate(loader):
+        x, y = x.to(dev), y.to(dev)
         if step == warmup:
+            _sync(dev)
             start, seen = time.perf_counter(), 0
         opt.zero_grad()
         loss = crit(model(x), y)
@@ -88,17 +91,24 @@ def train_throughput(
         seen += len(x)
         if step + 1 >= warmup + steps:
             break
+    _sync(dev)
     return seen / (time.perf_counter() - start)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
 
 
 @torch.inference_mode()
 def extract_batch1(model: nn.Module, paths: list[str], transform: transforms.Compose) -> np.ndarray:
     """The reference's embedding extraction: one image at a time."""
     model.eval()
+    dev = next(model.parameters()).device
     out = []
     for p in paths:
-        x = transform(Image.open(p).convert("RGB")).unsqueeze(0)
-        out.append(model(x).squeeze(0).float().numpy())
+        x = transform(Image.open(p).convert("RGB")).unsqueeze(0).to(dev)
+        out.append(model(x).squeeze(0).float().cpu().numpy())
     return np.stack(out)
 
 
