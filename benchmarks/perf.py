@@ -234,13 +234,15 @@ def _infer_images(args) -> tuple:
 
 def _bare(args, folded: bool) -> dict:
     from mitobench.models.fusion import inference_copy
+    from mitobench.train.precision import inference_batch
 
     _, images = _infer_images(args)
     enc = _encoder()
-    x = enc.prepare(torch.from_numpy(images[:64]), args.size).contiguous(memory_format=torch.channels_last)
+    batch = inference_batch(64, args.size, _dev())  # the chunk size our pipeline uses
+    x = enc.prepare(torch.from_numpy(images[:batch]), args.size).contiguous(memory_format=torch.channels_last)
     net = inference_copy(enc, x[:2]) if folded else enc.eval()
     net = net.to(memory_format=torch.channels_last)
-    n_batches = len(images) // 64
+    n_batches = len(images) // batch
     with torch.inference_mode(), _autocast(args.precision):
         net(x)
         _sync()
@@ -248,7 +250,7 @@ def _bare(args, folded: bool) -> dict:
         for _ in range(n_batches):
             net(x)
         _sync()
-    return {"images_per_second": n_batches * 64 / (time.perf_counter() - start)}
+    return {"images_per_second": n_batches * batch / (time.perf_counter() - start), "batch": batch}
 
 
 def worker_infer_bare(args) -> dict:

@@ -21,7 +21,7 @@ from mitobench.models.encoder import Encoder
 from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path, atomic_write_text, cache_dir
 from mitobench.progress import NullProgress, Progress
-from mitobench.train.precision import autocast, autocast_dtype
+from mitobench.train.precision import autocast, autocast_dtype, inference_batch
 
 FORMAT = "1"
 
@@ -114,6 +114,7 @@ def extract(
     progress.start(f"embedding with {encoder.spec.name}", len(images))
     cnn = encoder.spec.pooling.value == "pooled"
     fast: torch.nn.Module | None = None
+    batch_size = inference_batch(batch_size, input_size or encoder.spec.input_size, dev)
     for start in range(0, len(images), batch_size):
         chunk = torch.from_numpy(images[start : start + batch_size])
         x = encoder.prepare(chunk.to(dev), input_size)

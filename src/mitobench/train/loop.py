@@ -19,10 +19,11 @@ from mitobench.evaluate.metrics import best_threshold, compute
 from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path, atomic_write_text
 from mitobench.progress import NullProgress, Progress
+from mitobench.train.batches import ImageBatches
 from mitobench.train.config import TrainConfig
 from mitobench.train.losses import binary_loss
 from mitobench.train.model import Classifier, load_trainable_state, trainable_state
-from mitobench.train.precision import autocast, autocast_dtype
+from mitobench.train.precision import autocast, autocast_dtype, inference_batch
 
 
 class Batches(Protocol):
@@ -85,10 +86,13 @@ def predict_probs(
     codes = list(range(8)) if tta else [None]
     out = np.zeros(n, dtype=np.float64)
     progress.start(description, n * len(codes))
+    batch = cfg.eval_batch_size
+    if isinstance(data, ImageBatches):
+        batch = inference_batch(batch, data.input_size or data.encoder.spec.input_size, dev)
     fast: torch.nn.Module | None = None
     for code in codes:
-        for start in range(0, n, cfg.eval_batch_size):
-            idx = np.arange(start, min(n, start + cfg.eval_batch_size))
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(n, start + batch))
             x = data.get(idx, dihedral_code=code).to(dev)
             if fast is None:  # BatchNorm folded into the convolutions, checked on this batch
                 fast = inference_copy(model, x[:2])

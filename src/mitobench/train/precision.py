@@ -28,3 +28,15 @@ def autocast(dtype: torch.dtype | None, dev: torch.device) -> Iterator[None]:
     else:
         with torch.autocast(dev.type, dtype=dtype):
             yield
+
+
+CPU_BATCH_PIXELS = 32 * 224 * 224
+"""On a CPU, inference chunks stay under this many input pixels so activations stay in cache
+(EfficientNet-Lite0, bf16, 224 px on a 2-core EPYC: batch 32 ran 150-176 img/s, 64 ran 133, 128 ran 116)."""
+
+
+def inference_batch(requested: int, input_size: int, dev: torch.device) -> int:
+    """The chunk size for inference: as requested on a GPU, capped by CPU_BATCH_PIXELS on a CPU."""
+    if dev.type != "cpu":
+        return requested
+    return max(1, min(requested, CPU_BATCH_PIXELS // (input_size * input_size)))
