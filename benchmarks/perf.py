@@ -4,8 +4,9 @@
     python benchmarks/perf.py --data-root ../shared/data --quick    # smoke test, < 1 minute
     python benchmarks/perf.py --device cuda --model vit_base_patch16_224 --random-init   # a GPU, a ViT
 
-Each measurement runs in its own process (so peak memory is its own). Prints one table with both
-sides and their ratios and writes it as JSON (--out).
+Each measurement runs in its own process (so peak memory is its own), in --repeat rounds that
+interleave both sides (this machine's speed drifts by ±20 % over minutes); medians are reported.
+Prints one table with both sides and their ratios and writes it as JSON (--out).
 """
 
 from __future__ import annotations
@@ -119,9 +120,12 @@ def worker_probe_ours(args) -> dict:
             "precision": args.precision,
         },
     )
+    encoder = _encoder()  # built before the clock starts, as on the reference side
     start = time.perf_counter()
     images = ImageCache().load(train)  # decoded once (cached on disk across runs)
-    emb = extract(_encoder(), images, args.size, args.precision, _dev(), batch_size=64)
+    t_load = time.perf_counter()
+    emb = extract(encoder, images, args.size, args.precision, _dev(), batch_size=64)
+    t_extract = time.perf_counter()
     scores = []
     import tempfile
 
@@ -138,7 +142,12 @@ def worker_probe_ours(args) -> dict:
                 torch.device("cpu"),
             )
             scores.append(res.best_score)
-    return {"seconds": time.perf_counter() - start, "val_bacc": float(np.mean(scores))}
+    end = time.perf_counter()
+    return {
+        "seconds": end - start,
+        "val_bacc": float(np.mean(scores)),
+        "parts": {"load": t_load - start, "extract": t_extract - t_load, "heads": end - t_extract},
+    }
 
 
 def worker_train_reference(args) -> dict:
@@ -338,6 +347,17 @@ WORKERS = {
 }
 
 
+def _median_of(runs: list[dict]) -> dict:
+    """The median of each timing over the runs, the largest peak RSS, and every run as it was."""
+    out = dict(runs[0])
+    for key in ("seconds", "images_per_second"):
+        if key in out:
+            out[key] = float(np.median([r[key] for r in runs]))
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["runs"] = runs
+    return out
+
+
 def run_worker(name: str, argv: list[str]) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -383,6 +403,12 @@ def main() -> None:
         default=Path("results/cpu/runs/tf_efficientnet_lite0-e2e-cpu"),
         help="a finished run whose fold models are scored in fp32 and bf16",
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds over all measurements (medians are reported; the reference probe runs once)",
+    )
     p.add_argument("--skip-precision", action="store_true", help="skip the fp32-vs-bf16 accuracy check")
     p.add_argument("--work", type=Path, default=Path("/tmp/mitobench-perf"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -418,25 +444,30 @@ def main() -> None:
         if args.model == MODEL:  # a CNN takes the native 128 px (a ViT keeps its fixed input size)
             args.size = 128
             argv[argv.index("--size") + 1] = "128"
-    parts = [
-        ("probe", "reference"),
-        ("probe", "ours"),
-        ("train", "reference"),
-        ("train", "ours"),
-        ("train", "bare"),
-        ("infer", "reference"),
-        ("infer", "ours"),
-        ("infer", "bare"),
-        ("infer", "bare-plain"),
+    names = [
+        "probe/reference",
+        "probe/ours",
+        "train/reference",
+        "train/ours",
+        "train/bare",
+        "infer/reference",
+        "infer/ours",
+        "infer/bare",
+        "infer/bare-plain",
     ]
-    results = {}
-    for part, side in parts:
-        t = time.perf_counter()
-        results[f"{part}/{side}"] = run_worker(f"{part}/{side}", argv)
-        print(
-            f"  {part}/{side}: {results[f'{part}/{side}']}  ({time.perf_counter() - t:.0f} s)",
-            file=sys.stderr,
-        )
+    samples: dict[str, list[dict]] = {name: [] for name in names}
+    repeat = 1 if args.quick else args.repeat
+    for round_ in range(repeat):  # rounds interleave both sides, so drift of the machine hits both
+        for name in names:
+            if name == "probe/reference" and round_ > 0:
+                continue  # minutes long: one run already averages over the drift
+            t = time.perf_counter()
+            samples[name].append(run_worker(name, argv))
+            print(
+                f"  [{round_ + 1}/{repeat}] {name}: {samples[name][-1]}  ({time.perf_counter() - t:.0f} s)",
+                file=sys.stderr,
+            )
+    results = {name: _median_of(runs) for name, runs in samples.items()}
     if not args.quick and not args.skip_precision and (args.precision_run / "run.json").is_file():
         results["precision"] = run_worker("precision", [*argv, "--precision-run", str(args.precision_run)])
     rows = [
@@ -492,6 +523,7 @@ def main() -> None:
         "train_precision": args.train_precision,
         "train_batch": args.train_batch,
         "quick": args.quick,
+        "repeat": 1 if args.quick else args.repeat,
         "rows": [
             {"measure": r[0], "reference": r[1], "ours": r[2], "ratio": r[3], "target": r[4]} for r in rows
         ],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from mitobench.evaluate.metrics import best_threshold, compute, summarise
+from mitobench.evaluate.metrics import best_threshold, compute, selection_score, summarise
 
 
 def test_metrics_agree_with_scikit_learn() -> None:
@@ -40,3 +40,13 @@ def test_summary_is_mean_and_sample_std() -> None:
     s = summarise(folds)["balanced_accuracy"]
     assert s["values"] == [1.0, 0.5, 1.0]
     assert s["mean"] == pytest.approx(2.5 / 3) and s["std"] == pytest.approx(np.std([1, 0.5, 1], ddof=1))
+
+
+def test_selection_score_equals_the_full_metric() -> None:
+    rng = np.random.default_rng(3)
+    labels = (rng.random(300) < 0.25).astype(int)
+    probs = np.clip(labels * 0.3 + rng.random(300) * 0.7, 0, 1)
+    full = compute(labels, probs, 0.4)
+    for name in ("balanced_accuracy", "auroc", "mcc"):
+        assert selection_score(name, labels, probs, 0.4) == pytest.approx(full[name], abs=1e-12)
+    assert np.isnan(selection_score("auroc", np.ones(5, dtype=int), probs[:5], 0.5))

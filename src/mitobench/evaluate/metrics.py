@@ -35,6 +35,18 @@ def compute(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> di
     }
 
 
+def selection_score(name: str, labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
+    """One metric for picking the best epoch, without computing all of `compute` every epoch."""
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    if name == "auroc":
+        return float(roc_auc_score(labels, probs))
+    if name == "balanced_accuracy":
+        return float(balanced_accuracy_score(labels, np.asarray(probs) >= threshold))
+    return compute(labels, probs, threshold)[name]
+
+
 def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
     """The threshold that maximises balanced accuracy (Youden's J) on the given predictions.
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mitobench.errors import MitobenchError
-from mitobench.evaluate.metrics import best_threshold, compute
+from mitobench.evaluate.metrics import best_threshold, selection_score
 from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path, atomic_write_text
 from mitobench.progress import NullProgress, Progress
@@ -132,8 +132,7 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 def _score(labels: np.ndarray, probs: np.ndarray, cfg: TrainConfig) -> tuple[float, float]:
     threshold = best_threshold(labels, probs) if cfg.threshold == "tune" else cfg.fixed_threshold
-    metrics = compute(labels, probs, threshold)
-    return metrics[cfg.selection], threshold
+    return selection_score(cfg.selection, labels, probs, threshold), threshold
 
 
 def fit(
