@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,13 @@ DataRoot = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+class SplitChoice(str, Enum):
+    """Typed choice so `--help` lists the splits."""
+
+    paper = "paper"
+    sklearn = "sklearn"
 
 
 def _root(data_root: Path | None) -> Path:
@@ -93,13 +101,23 @@ def data_info(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
 
 
 @data_app.command("folds")
-def data_folds(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
-    """The 5 slide-grouped folds of the AMi-Br training split (0-based), as the paper made them."""
+def data_folds(
+    data_root: DataRoot = None,
+    as_json: JsonFlag = False,
+    split: Annotated[
+        SplitChoice,
+        typer.Option(
+            help="paper: the reference's folds (scikit-learn ≤ 1.7's splitter) on any scikit-learn; "
+            "sklearn: what the installed scikit-learn's StratifiedGroupKFold returns."
+        ),
+    ] = SplitChoice.paper,
+) -> None:
+    """The 5 slide-grouped folds of the AMi-Br training split (0-based; fold k is the scripts' fold_{k+1})."""
     from mitobench.data.registry import load
     from mitobench.data.splits import assign_folds
 
     train = load("amibr/train", _root(data_root))
-    folds = assign_folds(train)
+    folds = assign_folds(train, split=split.value)
     rows = [{"image": i, "fold": int(f)} for i, f in zip(train.ids, folds, strict=True)]
     if as_json:
         _print_json(rows)

@@ -11,7 +11,10 @@ import pytest
     ("args", "needle"),
     [
         ([], "no model given"),
-        (["--model", "tf_efficientnet_lite0", "--preset", "fastest"], "unknown preset 'fastest'"),
+        (
+            ["--model", "tf_efficientnet_lite0", "--preset", "fastest"],
+            "preset: Input should be 'paper', 'cpu' or 'gpu'",
+        ),
         (["--model", "tf_efficientnet_lite0", "--folds", "0,7"], "fold 7 does not exist"),
         (["--model", "tf_efficientnet_lite0", "--folds", "a,b"], "is not a list of fold numbers"),
         (["--model", "tf_efficientnet_lite0", "--set", "lr"], "is not KEY=VALUE"),

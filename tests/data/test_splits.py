@@ -1,4 +1,5 @@
-"""The folds are identical to the reference code's StratifiedGroupKFold split."""
+"""The folds are the paper's on every scikit-learn: checked against the reference fold table,
+which scikit-learn 1.7.2 computed from the scripts' own call."""
 
 from __future__ import annotations
 
@@ -7,41 +8,60 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import sklearn
 from sklearn.model_selection import StratifiedGroupKFold
 
 from mitobench.data.registry import load
-from mitobench.data.splits import assign_folds, fold_split
+from mitobench.data.splits import PAPER_FOLDS_SHA256, assign_folds, fold_split, folds_fingerprint
+from tests.conftest import REPO
+
+REFERENCE_FOLDS = REPO.parent / "shared" / "reference" / "amibr_folds_sklearn_1.7.csv"
 
 
-def _reference_folds(csv: Path) -> dict[str, int]:
-    """The reference scripts' split, written the way they write it."""
-    df = pd.read_csv(csv)
-    labels = df["final_label"].map({"Atypical": 0, "Normal": 1}).tolist()
-    images = df["dataset_uid"].tolist()
-    groups = df["slide"].tolist()
-    skf = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=42)
-    out = {}
-    for fold, (_, val_idx) in enumerate(skf.split(images, labels, groups)):
-        for i in val_idx:
-            out[images[i]] = fold
-    return out
+def _reference_table() -> pd.DataFrame:
+    if not REFERENCE_FOLDS.is_file():
+        pytest.skip(f"reference fold table not found at {REFERENCE_FOLDS}")
+    return pd.read_csv(REFERENCE_FOLDS)
 
 
-def test_folds_match_scikit_learn_on_the_real_csv(real_root: Path, cli) -> None:
-    expected = _reference_folds(real_root / "amibr_train_split.csv")
+def test_paper_folds_equal_the_reference_table_fold_for_fold(real_root: Path, cli) -> None:
+    table = _reference_table()
     code, out, _ = cli("data", "folds", "--data-root", real_root, "--json")
     assert code == 0
     got = {row["image"]: row["fold"] for row in json.loads(out)}
-    assert got == expected
-    assert len(got) == 2894
+    assert got == dict(zip(table["dataset_uid"], table["fold"], strict=True))
+    assert np.bincount(list(got.values())).tolist() == [592, 805, 451, 379, 667]
+
+
+def test_the_pinned_fingerprint_is_the_reference_tables() -> None:
+    table = _reference_table()
+    assert folds_fingerprint(table["dataset_uid"].tolist(), table["fold"].to_numpy()) == PAPER_FOLDS_SHA256
+
+
+def test_sklearn_split_is_what_the_installed_release_returns(real_root: Path, cli) -> None:
+    df = pd.read_csv(real_root / "amibr_train_split.csv")
+    labels = df["final_label"].map({"Atypical": 0, "Normal": 1}).tolist()
+    skf = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=42)
+    expected = {}
+    for fold, (_, val_idx) in enumerate(skf.split(df["dataset_uid"], labels, df["slide"])):
+        expected.update({df["dataset_uid"][i]: fold for i in val_idx})
+    code, out, _ = cli("data", "folds", "--data-root", real_root, "--json", "--split", "sklearn")
+    assert code == 0
+    assert {row["image"]: row["fold"] for row in json.loads(out)} == expected
+    if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) < (1, 8):  # the two agree there
+        assert expected == dict(
+            zip(_reference_table()["dataset_uid"], _reference_table()["fold"], strict=True)
+        )
 
 
 def test_every_slide_lies_in_one_fold(real_root: Path) -> None:
     train = load("amibr/train", real_root)
-    folds = assign_folds(train)
-    per_slide = pd.Series(folds).groupby(train.groups).nunique()
-    assert (per_slide == 1).all()
-    assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
+    for split in ("paper", "sklearn"):
+        folds = assign_folds(train, split=split)
+        per_slide = pd.Series(folds).groupby(train.groups).nunique()
+        assert (per_slide == 1).all()
+        assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
 
 
 def test_fold_split_partitions_the_rows(synth_root: Path) -> None:

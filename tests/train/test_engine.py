@@ -71,6 +71,36 @@ def test_a_different_run_in_the_same_directory_is_refused(separable_root: Path, 
         train_run(_e2e_spec(max_epochs=2), tmp_path / "run", separable_root, pretrained=False)
 
 
+def test_a_run_records_its_folds_and_refuses_to_resume_on_other_folds(
+    separable_root: Path, tmp_path: Path
+) -> None:
+    import sklearn
+
+    from mitobench.errors import ConfigError
+
+    run = tmp_path / "run"
+    spec = _e2e_spec(max_epochs=2)
+    train_run(spec, run, separable_root, pretrained=False, stop_after_epochs=1)
+    record = json.loads((run / "run.json").read_text())
+    assert record["folds"]["split"] == "paper" and record["folds"]["sklearn"] == sklearn.__version__
+    assert len(record["folds"]["sha256"]) == 64
+    # as if the run had been started where scikit-learn split differently
+    record["folds"].update(sha256="0" * 64, sklearn="1.9.0")
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="trained on other folds"):
+        train_run(spec, run, separable_root, pretrained=False)
+    other = spec.model_copy(update={"split": "sklearn"})
+    with pytest.raises(ConfigError, match="holds a different run"):
+        train_run(other, run, separable_root, pretrained=False)
+
+
+def test_finished_folds_carry_their_fold_fingerprint(separable_root: Path, tmp_path: Path) -> None:
+    train_run(_e2e_spec(max_epochs=1), tmp_path / "run", separable_root, pretrained=False)
+    done = json.loads((tmp_path / "run" / "fold_0" / "done.json").read_text())
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert done["folds_sha256"] == record["folds"]["sha256"]
+
+
 @pytest.mark.parametrize("method", ["torch", "sklearn"])
 def test_probe_reuses_cached_embeddings(separable_root: Path, tmp_path: Path, method: str) -> None:
     spec = parse_spec(
@@ -79,7 +109,14 @@ def test_probe_reuses_cached_embeddings(separable_root: Path, tmp_path: Path, me
             "mode": "probe",
             "preset": "paper",
             "folds": [0, 1],
-            "train": {"input_size": 64, "max_epochs": 30, "early_stopping_patience": 10, "batch_size": 16},
+            # the paper's probe rate (5e-5) is too slow for 30 epochs on this small set
+            "train": {
+                "input_size": 64,
+                "max_epochs": 30,
+                "early_stopping_patience": 10,
+                "batch_size": 16,
+                "lr": 1e-3,
+            },
             "probe": {"method": method},
         }
     )

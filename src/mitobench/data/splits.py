@@ -1,8 +1,21 @@
-"""The paper's 5-fold slide-grouped cross-validation over the AMi-Br training split."""
+"""The paper's 5-fold slide-grouped cross-validation over the AMi-Br training split.
+
+The reference scripts call `StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=42)`
+and ran on scikit-learn ≤ 1.7. scikit-learn 1.8 changed what that splitter returns with
+`shuffle=True` (it used to shuffle the per-group class counts without the group ids, so a
+group's counts steered where *another* group went). The `paper` split re-implements the ≤ 1.7
+algorithm so every scikit-learn release gives the paper's folds; `sklearn` is whatever the
+installed release returns.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
 import numpy as np
+import sklearn
 from sklearn.model_selection import StratifiedGroupKFold
 
 from mitobench.data.dataset import Dataset
@@ -10,24 +23,88 @@ from mitobench.data.dataset import Dataset
 N_FOLDS = 5
 SEED = 42
 
+PAPER_FOLDS_SHA256 = "8f6d71cd809f7deabcb1464f4743a75966e0d2d57eb2156007ef2472b53d1ea5"
+"""`folds_fingerprint` of the paper's folds of AMi-Br's training split (pinned by a test against
+the reference fold table, computed with scikit-learn 1.7.2)."""
 
-def assign_folds(dataset: Dataset, n_splits: int = N_FOLDS, seed: int = SEED) -> np.ndarray:
-    """Fold number (0-based) of each sample, exactly as the reference code splits.
+SplitName = Literal["paper", "sklearn"]
+SPLITS: tuple[str, ...] = ("paper", "sklearn")
+"""`paper`: scikit-learn ≤ 1.7's StratifiedGroupKFold, on every release (the default);
+`sklearn`: the installed scikit-learn's StratifiedGroupKFold."""
 
-    The reference calls `StratifiedGroupKFold(5, shuffle=True, random_state=42).split(images,
-    labels, slides)` over the rows of amibr_train_split.csv in file order with Atypical=0,
-    Normal=1; we pass the same coding so the folds are identical fold for fold.
+
+def paper_group_folds(
+    labels: Sequence[int] | np.ndarray, groups: Sequence[object] | np.ndarray, n_splits: int, seed: int
+) -> np.ndarray:
+    """Fold of each sample as scikit-learn ≤ 1.7's `StratifiedGroupKFold(shuffle=True)` assigns it.
+
+    Groups are visited from the most to the least class-skewed (a stable sort of a shuffled
+    table) and each goes to the fold whose per-class share stays most even, ties to the
+    smallest fold. As in those releases, the shuffle permutes the rows of the per-group
+    class-count table but not the group ids that rows are later filed under.
+    """
+    labels = np.asarray(labels)
+    _, y_inv, y_cnt = np.unique(labels, return_inverse=True, return_counts=True)
+    _, g_inv, g_cnt = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    counts = np.zeros((len(g_cnt), len(y_cnt)))
+    np.add.at(counts, (g_inv, y_inv), 1)
+    np.random.RandomState(seed).shuffle(counts)
+    per_fold = np.zeros((n_splits, len(y_cnt)))
+    fold_of_group = np.empty(len(g_cnt), dtype=np.int64)
+    for row in np.argsort(-np.std(counts, axis=1), kind="mergesort"):
+        best = _most_even_fold(per_fold, y_cnt, counts[row])
+        per_fold[best] += counts[row]
+        fold_of_group[row] = best  # the row index filed as a group id: the ≤ 1.7 behaviour
+    return fold_of_group[g_inv]
+
+
+def _most_even_fold(per_fold: np.ndarray, y_cnt: np.ndarray, add: np.ndarray) -> int:
+    best, best_eval, best_size = 0, np.inf, np.inf
+    for i in range(len(per_fold)):
+        trial = per_fold.copy()
+        trial[i] += add
+        score = float(np.mean(np.std(trial / y_cnt.reshape(1, -1), axis=0)))
+        size = float(per_fold[i].sum())
+        if score < best_eval or (np.isclose(score, best_eval) and size < best_size):
+            best, best_eval, best_size = i, score, size
+    return best
+
+
+def _installed_group_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = np.full(len(labels), -1, dtype=np.int64)
+    for k, (_, val_idx) in enumerate(splitter.split(np.arange(len(labels)), labels, groups)):
+        folds[val_idx] = k
+    return folds
+
+
+def assign_folds(
+    dataset: Dataset, n_splits: int = N_FOLDS, seed: int = SEED, split: SplitName = "paper"
+) -> np.ndarray:
+    """Fold number (0-based) of each sample; fold k is the reference's k-th split (`fold_{k+1}`).
+
+    Labels are passed in the reference coding (Atypical=0, Normal=1), in the dataset's row
+    order (for AMi-Br: the file order of amibr_train_split.csv), grouped by slide.
     """
     if dataset.frame["group"].isna().any():
         raise ValueError(f"{dataset.key}: grouped folds need a group (slide) for every sample")
-    reference_labels = 1 - dataset.labels  # reference coding: Atypical=0, Normal=1
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    folds = np.full(len(dataset), -1, dtype=np.int64)
-    for k, (_, val_idx) in enumerate(
-        splitter.split(np.arange(len(dataset)), reference_labels, dataset.groups)
-    ):
-        folds[val_idx] = k
-    return folds
+    reference_labels = 1 - dataset.labels
+    if split == "paper":
+        return paper_group_folds(reference_labels, dataset.groups, n_splits, seed)
+    if split == "sklearn":
+        return _installed_group_folds(reference_labels, dataset.groups, n_splits, seed)
+    raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+
+
+def folds_fingerprint(ids: Sequence[str], folds: np.ndarray) -> str:
+    """sha256 of the (id, fold) pairs: two runs trained on the same folds share it."""
+    text = "\n".join(f"{i}\t{int(f)}" for i, f in zip(ids, folds, strict=True))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def split_record(dataset: Dataset, folds: np.ndarray, split: SplitName) -> dict[str, str]:
+    """What a run stores about its folds: the split's name, its hash, the scikit-learn in use."""
+    return {"split": split, "sha256": folds_fingerprint(dataset.ids, folds), "sklearn": sklearn.__version__}
 
 
 def fold_split(folds: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

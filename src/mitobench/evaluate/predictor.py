@@ -20,6 +20,7 @@ from mitobench import CLASS_NAMES
 from mitobench.data.dataset import Dataset
 from mitobench.errors import ConfigError
 from mitobench.models.builder import build
+from mitobench.models.encoder import Encoder
 from mitobench.models.registry import get
 from mitobench.paths import atomic_path
 from mitobench.progress import Progress
@@ -60,9 +61,7 @@ class Predictor:
         cnn = enc.spec.pooling.value == "pooled" and self.cfg.channels_last
         if cnn:
             self.model.to(memory_format=torch.channels_last)
-        data = ImageBatches(
-            images, np.zeros(len(images), dtype=np.int64), enc, self.cfg.input_size, None, cnn
-        )
+        data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), enc, [], cnn, dev)
         out = {}
         for k, state in self.fold_states.items():
             load_trainable_state(self.model, state)
@@ -97,14 +96,19 @@ def from_run(run_dir: Path) -> Predictor:
     }
     states = {k: load_file(str(run_dir / f"fold_{k}" / BEST)) for k in folds}
     pretrained = spec.mode != "e2e"  # e2e folds carry every weight; the others need the frozen base
-    encoder = build(spec.model, weights=spec.weights, pretrained=pretrained)
+    encoder = _configured(build(spec.model, weights=spec.weights, pretrained=pretrained), cfg)
     base = {k: v.clone() for k, v in encoder.network.state_dict().items()} if pretrained else None
     model = _assemble(encoder, spec.mode, spec.lora)
     meta = {"run": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta)
 
 
-def _assemble(encoder, mode: Mode, lora: LoraConfig) -> Classifier:
+def _configured(encoder: Encoder, cfg: TrainConfig) -> Encoder:
+    """The encoder with the input transform and pooling its run was trained with."""
+    return encoder.configure(cfg.transform_for(encoder.spec), cfg.pooling_for(encoder.spec))
+
+
+def _assemble(encoder: Encoder, mode: Mode, lora: LoraConfig) -> Classifier:
     if mode == "lora":
         from mitobench.train.lora import apply_lora
 
@@ -128,9 +132,8 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
         "mode": predictor.mode,
         "thresholds": {str(k): v for k, v in predictor.thresholds.items()},
         "threshold": predictor.threshold,
-        "input_size": predictor.cfg.input_size,
-        "mean": list(enc.spec.mean),
-        "std": list(enc.spec.std),
+        "transform": enc.transform.to_dict(),
+        "pooling": enc.pooling.value,
         "weights_origin": enc.weights_origin,
         **predictor.meta,
     }
@@ -156,7 +159,7 @@ def from_bundle(path: Path) -> Predictor:
     cfg = TrainConfig.model_validate(meta["train_config"])
     run = meta["run"]
     mode = run["mode"]
-    encoder = build(spec, pretrained=False)
+    encoder = _configured(build(spec, pretrained=False), cfg)
     base = {k[len("base.") :]: v for k, v in tensors.items() if k.startswith("base.")} or None
     if base is not None:
         encoder.network.load_state_dict(base, strict=True)

@@ -6,15 +6,28 @@ come out.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mitobench.models.spec import ModelSpec, Pooling
+from mitobench.models.spec import InputTransform, ModelSpec, Pooling
+
+PreparePath = Literal["uint8", "float"]
+
+
+def default_path(dev: torch.device) -> PreparePath:
+    """uint8 resizing is a CPU kernel (about 5x faster than resizing floats there); elsewhere floats."""
+    return "uint8" if dev.type == "cpu" else "float"
 
 
 class Encoder(nn.Module):
-    """uint8 images (N, H, W, 3) or float tensors already prepared -> (N, embed_dim) embeddings."""
+    """uint8 images (N, H, W, 3) or float tensors already prepared -> (N, embed_dim) embeddings.
+
+    The encoder carries its input transform and pooling (the model card's unless a recipe sets
+    others with `configure`), so no caller can pair a network with the wrong preprocessing.
+    """
 
     def __init__(
         self, spec: ModelSpec, network: nn.Module, weights_origin: str, fingerprint: str = ""
@@ -25,8 +38,17 @@ class Encoder(nn.Module):
         self.weights_origin = weights_origin
         self.fingerprint = fingerprint or weights_origin
         """Identity of the weights (keys the embedding cache)."""
-        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.zeros(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
+        self.configure(spec.transform, spec.pooling)
+
+    def configure(self, transform: InputTransform, pooling: Pooling) -> Encoder:
+        """Set the input transform and pooling (a recipe's, e.g. the paper script's for this model)."""
+        self.transform = transform
+        self.pooling = pooling
+        self.mean.copy_(torch.tensor(transform.mean).view(1, 3, 1, 1))
+        self.std.copy_(torch.tensor(transform.std).view(1, 3, 1, 1))
+        return self
 
     @property
     def embed_dim(self) -> int:
@@ -34,44 +56,40 @@ class Encoder(nn.Module):
         width = getattr(self.network, "num_features", None)
         if width is None:
             width = self.network.model.config.hidden_size
-        return int(width) * (2 if self.spec.pooling is Pooling.CLS_MEAN else 1)
+        return int(width) * (2 if self.pooling is Pooling.CLS_MEAN else 1)
 
-    def prepare(self, images: torch.Tensor, input_size: int | None = None) -> torch.Tensor:
-        """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the model's input size.
+    def prepare(self, images: torch.Tensor, path: PreparePath | None = None) -> torch.Tensor:
+        """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the transform's size.
 
-        On a CPU, uint8 images are resized as uint8 (the fixed-point, PIL-equivalent kernel, about 5x
-        faster than resizing floats); conversion and normalisation are then one pass each.
+        `path` picks how uint8 input is resized: `uint8` (the CPU's fixed-point, PIL-equivalent
+        kernel, then one pass to normalise) or `float` (divide by 255 first: the only way on a
+        GPU). None picks by the device; both give the same image within a grey level.
         """
         x = images
         if x.dtype == torch.uint8 and x.shape[-1] == 3:
             x = x.permute(0, 3, 1, 2)
         x = x.to(self.mean.device)
-        size = input_size or self.spec.input_size
-        resize = self.spec.resize_size if input_size is None else None
-        target = resize or size
-        needs_resize = x.shape[-1] != target or x.shape[-2] != target
+        t = self.transform
         scale = 1.0 / self.std.view(3)
-        if x.dtype == torch.uint8 and not (needs_resize and x.device.type == "cpu"):
+        levels = x.dtype == torch.uint8  # 0..255 values (uint8, or as floats on the float path)
+        if levels and (path or default_path(x.device)) == "float":
+            x = x.float()
+        if x.shape[-1] != t.resize or x.shape[-2] != t.resize:
+            x = _resize(x, t.resize, t.interpolation, 255.0 if levels else 1.0)
+        if t.resize != t.size:
+            off = round((t.resize - t.size) / 2.0)  # torchvision's CenterCrop offset
+            x = x[..., off : off + t.size, off : off + t.size]
+        if levels:
             x, scale = x.float(), scale / 255.0
-        if needs_resize:
-            mode = (
-                self.spec.interpolation if self.spec.interpolation in ("bilinear", "bicubic") else "bilinear"
-            )
-            x = F.interpolate(x, size=(target, target), mode=mode, align_corners=False, antialias=True)
-            x, scale = (x.float(), scale / 255.0) if x.dtype == torch.uint8 else (x.clamp_(0.0, 1.0), scale)
-        if resize and resize != size:
-            off = (resize - size) // 2
-            x = x[..., off : off + size, off : off + size]
         return _normalise(x, scale, -self.mean.view(3) / self.std.view(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of prepared (normalised) images."""
-        pooling = self.spec.pooling
-        if pooling is Pooling.POOLED:
+        if self.pooling is Pooling.POOLED:
             return self.network(x)
         tokens = self.network.forward_features(x)
         cls = tokens[:, 0]
-        if pooling is Pooling.CLS:
+        if self.pooling is Pooling.CLS:
             return cls
         patches = tokens[:, int(self.network.num_prefix_tokens) :]
         return torch.cat([cls, patches.mean(dim=1)], dim=-1)
@@ -95,6 +113,21 @@ class TransformersTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[:, 0]
+
+
+def _resize(x: torch.Tensor, side: int, mode: str, top: float) -> torch.Tensor:
+    """Antialiased resize to side x side as PIL does it: width first, then height.
+
+    uint8 input uses torch's fixed-point kernel (PIL's). Float input is saturated after each
+    pass, as PIL's uint8 intermediate image is (bicubic overshoots), and grey levels (top=255) are
+    rounded at the end: within one grey level of the uint8 path and of PIL (tested).
+    """
+    if x.dtype == torch.uint8:
+        return F.interpolate(x, size=(side, side), mode=mode, antialias=True)
+    for size in ((x.shape[-2], side), (side, side)):
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode=mode, antialias=True).clamp_(0.0, top)
+    return x.round_() if top == 255.0 else x
 
 
 def _normalise(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

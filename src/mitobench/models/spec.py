@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,6 +26,30 @@ class Pooling(str, enum.Enum):
     POOLED = "pooled"  # the network's own pooled pre-logits features (CNNs, Swin)
     CLS = "cls"  # the class token
     CLS_MEAN = "cls+mean"  # concat(class token, mean of patch tokens; prefix/register tokens skipped)
+
+
+Interpolation = Literal["bilinear", "bicubic"]
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """Evaluation-time input transform: resize the shorter side to `resize` (bilinear or bicubic,
+    antialiased as PIL), centre-crop `size`, normalise with `mean`/`std`. `resize == size`: no crop."""
+
+    size: int
+    resize: int
+    interpolation: Interpolation
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "resize": self.resize,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
 
 class Source(str, enum.Enum):
@@ -57,18 +81,15 @@ class ModelSpec:
     input_size: int = 224
     resize_size: int | None = None
     """Resize to this, then centre-crop `input_size` (Prov-GigaPath); None resizes directly."""
-    interpolation: str = "bicubic"
+    interpolation: Interpolation = "bicubic"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pooling: Pooling = Pooling.CLS
-    dtype: str = "bfloat16"
-    """Recommended autocast dtype on GPU (fp16 makes UNI produce NaN)."""
     gated: bool = False
     licence: str = ""
     lora_targets: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2")
     pretrained: bool = True
     """Whether the paper's protocol starts from pretrained weights (EfficientNetV2-M did not)."""
-    notes: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
@@ -76,6 +97,16 @@ class ModelSpec:
     def __deepcopy__(self, memo: dict) -> ModelSpec:
         """Specs are immutable, so copies of a model (e.g. an inference copy) share theirs."""
         return self
+
+    @property
+    def transform(self) -> InputTransform:
+        """The model card's input transform at its own input size."""
+        return self.transform_at(self.input_size)
+
+    def transform_at(self, size: int) -> InputTransform:
+        """The model card's transform at another input side, keeping its resize/crop ratio."""
+        resize = round(self.resize_size * size / self.input_size) if self.resize_size else size
+        return InputTransform(size, resize, self.interpolation, self.mean, self.std)
 
     @property
     def hub_id(self) -> str | None:
@@ -99,7 +130,6 @@ class ModelSpec:
             "mean": list(self.mean),
             "std": list(self.std),
             "pooling": self.pooling.value,
-            "dtype": self.dtype,
             "gated": self.gated,
             "licence": self.licence,
             "lora_targets": list(self.lora_targets),

@@ -1,16 +1,22 @@
-"""Batched augmentation on float tensors (N, 3, H, W) in [0, 1], driven by a seeded generator.
+"""Training augmentation as data: an ordered list of steps applied to whole batches on their device.
 
-Everything runs on whole batches (no per-sample PIL work) and draws its randomness from one
-`torch.Generator`, so a resumed run replays exactly the same augmentations.
+Each step is a small typed object (`{op: rotate, degrees: 10}` in YAML), so a recipe reads like
+the `transforms.Compose([...])` of the reference scripts and keeps its order. Every random
+parameter is drawn from one CPU `torch.Generator` (the same draws whatever the device, and a
+resumed run replays them exactly); the pixels are transformed on the batch's own device, so on
+a GPU the CPU never becomes the bottleneck. Each step follows the torchvision transform of the
+same name (tested against torchvision on PIL images, as the scripts ran them).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torchvision.transforms.v2 import functional as TF
 
 # Ruifrok & Johnston stain vectors (as in scikit-image's rgb_from_hed).
 _RGB_FROM_HED = torch.tensor(
@@ -20,44 +26,90 @@ _HED_FROM_RGB = torch.linalg.inv(_RGB_FROM_HED)
 _LOG_ADJUST = math.log(1e-6)
 
 
-class AugmentConfig(BaseModel):
-    """Which augmentations to apply; the defaults are the paper's foundation-model recipe."""
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_config = ConfigDict(extra="forbid")
 
-    hflip: bool = True
-    vflip: bool = True
-    dihedral: bool = False
-    """All 8 flips/rotations by 90° (mitoses have no orientation); implies both flips."""
-    rotate_degrees: float = 0.0
-    """Random rotation in ±degrees (the paper's end-to-end recipe uses 10)."""
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.1
-    hed_sigma: float = 0.0
-    """HED stain jitter strength (Tellez et al.): scale and shift of each stain channel."""
-    scale_range: tuple[float, float] | None = None
-    """Random zoom (e.g. (0.9, 1.1)), applied with the rotation."""
+class Resize(_Step):
+    """torchvision `Resize(size)`: to `size` (None: the network's input size)."""
+
+    op: Literal["resize"] = "resize"
+    size: int | None = Field(None, ge=1)
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+
+
+class HFlip(_Step):
+    """`RandomHorizontalFlip(p)`."""
+
+    op: Literal["hflip"] = "hflip"
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class VFlip(_Step):
+    """`RandomVerticalFlip(p)`."""
+
+    op: Literal["vflip"] = "vflip"
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class Dihedral(_Step):
+    """One of the 8 flips/rotations by 90° per image (mitoses have no orientation)."""
+
+    op: Literal["dihedral"] = "dihedral"
+
+
+class Rotate(_Step):
+    """`RandomRotation(degrees)` (nearest, black fill: torchvision's defaults), optionally with zoom."""
+
+    op: Literal["rotate"] = "rotate"
+    degrees: float = Field(ge=0, le=180)
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+    fill: Literal["zero", "reflect"] = "zero"
+    scale: tuple[float, float] | None = None
+    """Random zoom range, e.g. (0.9, 1.1); None keeps the scale."""
+
+
+class ColorJitter(_Step):
+    """`ColorJitter(brightness, contrast, saturation, hue)`: factors and a random order per image."""
+
+    op: Literal["color_jitter"] = "color_jitter"
+    brightness: float = Field(0.0, ge=0)
+    contrast: float = Field(0.0, ge=0)
+    saturation: float = Field(0.0, ge=0)
+    hue: float = Field(0.0, ge=0, le=0.5)
+
+
+class RandomResizedCrop(_Step):
+    """`RandomResizedCrop(size, scale, ratio)`: a random box resized to `size` (None: input size)."""
+
+    op: Literal["random_resized_crop"] = "random_resized_crop"
+    size: int | None = Field(None, ge=1)
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomResizedCrop:
+        if not (0 < self.scale[0] <= self.scale[1] <= 1 and 0 < self.ratio[0] <= self.ratio[1]):
+            raise ValueError("scale must satisfy 0 < low <= high <= 1, ratio 0 < low <= high")
+        return self
+
+
+class HedJitter(_Step):
+    """HED stain jitter (Tellez et al.): scale and shift of each stain's optical density by ±sigma."""
+
+    op: Literal["hed"] = "hed"
+    sigma: float = Field(ge=0, le=1)
+
+
+Step = Annotated[
+    Resize | HFlip | VFlip | Dihedral | Rotate | ColorJitter | RandomResizedCrop | HedJitter,
+    Field(discriminator="op"),
+]
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
-    return torch.rand(n, generator=g) * (high - low) + low
-
-
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-
-
-def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Apply one of the 8 dihedral transforms per sample."""
-    k = torch.randint(0, 8, (x.shape[0],), generator=g)
-    out = torch.empty_like(x)
-    for code in range(8):
-        idx = (k == code).nonzero(as_tuple=True)[0]
-        if len(idx):
-            out[idx] = dihedral_transform(x[idx], code)
-    return out
+    return torch.rand(n, generator=g, dtype=torch.float64) * (high - low) + low
 
 
 def dihedral_transform(x: torch.Tensor, code: int) -> torch.Tensor:
@@ -66,86 +118,158 @@ def dihedral_transform(x: torch.Tensor, code: int) -> torch.Tensor:
     return torch.flip(y, dims=(-1,)) if code >= 4 else y
 
 
-def flips(x: torch.Tensor, g: torch.Generator, h: bool, v: bool) -> torch.Tensor:
-    n = x.shape[0]
-    if h:
-        m = torch.rand(n, generator=g) < 0.5
-        x = torch.where(m.view(-1, 1, 1, 1), x.flip(-1), x)
-    if v:
-        m = torch.rand(n, generator=g) < 0.5
-        x = torch.where(m.view(-1, 1, 1, 1), x.flip(-2), x)
-    return x
+def _dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    k = torch.randint(0, 8, (x.shape[0],), generator=g).to(x.device)
+    out = torch.empty_like(x)
+    for code in range(8):
+        idx = (k == code).nonzero(as_tuple=True)[0]
+        if len(idx):
+            out[idx] = dihedral_transform(x[idx], code)
+    return out
 
 
-def affine(
-    x: torch.Tensor, g: torch.Generator, degrees: float, scale: tuple[float, float] | None
-) -> torch.Tensor:
-    """Random rotation (and zoom) with reflection padding, batched via affine_grid."""
-    n = x.shape[0]
-    angle = _uniform(n, -degrees, degrees, g) * math.pi / 180
-    s = _uniform(n, *scale, g) if scale else torch.ones(n)
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.zeros(n, 2, 3)
+def _flip(x: torch.Tensor, g: torch.Generator, p: float, dim: int) -> torch.Tensor:
+    m = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
+    return torch.where(m.view(-1, 1, 1, 1), x.flip(dim), x)
+
+
+def _sample(x: torch.Tensor, theta: torch.Tensor, mode: str, padding: str, size: int) -> torch.Tensor:
+    """grid_sample with per-image affine maps from output to input (normalised coordinates)."""
+    grid = F.affine_grid(theta.to(x.device, x.dtype), [x.shape[0], 3, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
+
+
+def rotate(x: torch.Tensor, angles: torch.Tensor, step: Rotate, scales: torch.Tensor | None = None):
+    """Rotate each image counter-clockwise by `angles` degrees about its centre (as PIL does)."""
+    rad = angles * math.pi / 180
+    s = scales if scales is not None else torch.ones_like(rad)
+    cos, sin = torch.cos(rad) / s, torch.sin(rad) / s
+    theta = torch.zeros(len(rad), 2, 3, dtype=torch.float64)
     theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    padding = "zeros" if step.fill == "zero" else "reflection"
+    return _sample(x, theta, step.interpolation, padding, x.shape[-1])
 
 
-def color_jitter(x: torch.Tensor, g: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """torchvision-style brightness/contrast/saturation/hue jitter, per sample, batched."""
-    n = x.shape[0]
-    if cfg.brightness:
-        x = x * _uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, g).view(-1, 1, 1, 1)
-    if cfg.contrast:
-        c = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g).view(-1, 1, 1, 1)
-        mean = _grey(x).mean(dim=(-2, -1), keepdim=True)
-        x = (x - mean) * c + mean
-    if cfg.saturation:
-        s = _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, g).view(-1, 1, 1, 1)
-        grey = _grey(x)
-        x = (x - grey) * s + grey
-    if cfg.hue:
-        x = _hue_rotate(x.clamp(0, 1), _uniform(n, -cfg.hue, cfg.hue, g))
-    return x.clamp(0, 1)
+def _rotate(x: torch.Tensor, g: torch.Generator, step: Rotate) -> torch.Tensor:
+    angles = _uniform(x.shape[0], -step.degrees, step.degrees, g)
+    scales = _uniform(x.shape[0], *step.scale, g) if step.scale else None
+    return rotate(x, angles, step, scales)
 
 
-def _hue_rotate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate hue by `shift` turns in YIQ space (a fast, smooth stand-in for HSV hue shift)."""
-    to_yiq = torch.tensor(
-        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=x.dtype
-    )
-    from_yiq = torch.linalg.inv(to_yiq)
-    theta = shift.to(x.dtype) * 2 * math.pi
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    rot = torch.zeros(len(shift), 3, 3, dtype=x.dtype)
-    rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-    m = from_yiq @ rot @ to_yiq  # (n, 3, 3)
-    return torch.einsum("nij,njhw->nihw", m, x)
+def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, interpolation: str) -> torch.Tensor:
+    """Crop each image to its box (top, left, height, width) and resize it to `size`, as
+    torchvision's `resized_crop` (antialiased; the crop's own border pixels repeat at its edge)."""
+    out = []
+    for img, (top, left, h, w) in zip(x, boxes.tolist(), strict=True):
+        crop = img[None, :, top : top + h, left : left + w]
+        out.append(F.interpolate(crop, (size, size), mode=interpolation, antialias=True))
+    return torch.cat(out).clamp_(0, 1)
+
+
+def resized_crop_boxes(
+    n: int, height: int, width: int, step: RandomResizedCrop, g: torch.Generator
+) -> torch.Tensor:
+    """Boxes drawn as `RandomResizedCrop.get_params` draws them: area and log-ratio, ten tries."""
+    area = height * width
+    log_ratio = (math.log(step.ratio[0]), math.log(step.ratio[1]))
+    boxes = []
+    for _ in range(n):
+        for _ in range(10):
+            target = area * float(_uniform(1, *step.scale, g))
+            aspect = math.exp(float(_uniform(1, *log_ratio, g)))
+            w = round(math.sqrt(target * aspect))
+            h = round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                i = int(torch.randint(0, height - h + 1, (1,), generator=g))
+                j = int(torch.randint(0, width - w + 1, (1,), generator=g))
+                boxes.append((i, j, h, w))
+                break
+        else:  # the central crop with the ratio clamped, as torchvision's fallback
+            ratio = width / height
+            if ratio < step.ratio[0]:
+                w, h = width, round(width / step.ratio[0])
+            elif ratio > step.ratio[1]:
+                h, w = height, round(height * step.ratio[1])
+            else:
+                w, h = width, height
+            boxes.append(((height - h) // 2, (width - w) // 2, h, w))
+    return torch.tensor(boxes, dtype=torch.int64)
+
+
+COLOUR_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+def colour_params(n: int, step: ColorJitter, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order (n, 4), factors (n, 4)) as ColorJitter draws them; an unused op keeps factor 1 / 0."""
+    order = torch.stack([torch.randperm(4, generator=g) for _ in range(n)])
+    factors = torch.ones(n, 4, dtype=torch.float64)
+    for j, name in enumerate(COLOUR_OPS[:3]):
+        v = getattr(step, name)
+        if v:
+            factors[:, j] = _uniform(n, max(0.0, 1 - v), 1 + v, g)
+    factors[:, 3] = _uniform(n, -step.hue, step.hue, g) if step.hue else 0.0
+    return order, factors
+
+
+def colour_jitter(x: torch.Tensor, order: torch.Tensor, factors: torch.Tensor, step: ColorJitter):
+    """Apply each image's jitter in its own order with torchvision's tensor ops (on x's device)."""
+    active = [j for j, name in enumerate(COLOUR_OPS) if getattr(step, name)]
+    out = []
+    for img, ops, f in zip(x, order.tolist(), factors.tolist(), strict=True):
+        for j in ops:
+            if j not in active:
+                continue
+            if j == 0:
+                img = TF.adjust_brightness(img, f[0])
+            elif j == 1:
+                img = TF.adjust_contrast(img, f[1])
+            elif j == 2:
+                img = TF.adjust_saturation(img, f[2])
+            else:
+                img = TF.adjust_hue(img, f[3])
+        out.append(img)
+    return torch.stack(out)
 
 
 def hed_jitter(x: torch.Tensor, g: torch.Generator, sigma: float) -> torch.Tensor:
     """Perturb haematoxylin, eosin and DAB concentrations: c' = c·α + β, α∈1±σ, β∈±σ."""
     n = x.shape[0]
+    alpha = _uniform(n * 3, 1 - sigma, 1 + sigma, g).view(n, 3, 1, 1).to(x.device, x.dtype)
+    beta = _uniform(n * 3, -sigma, sigma, g).view(n, 3, 1, 1).to(x.device, x.dtype)
     od = torch.log(x.clamp_min(1e-6)) / _LOG_ADJUST  # optical density, as in scikit-image
-    hed = torch.einsum("ij,njhw->nihw", _HED_FROM_RGB.T.contiguous().to(x.dtype), od)
-    alpha = _uniform(n * 3, 1 - sigma, 1 + sigma, g).view(n, 3, 1, 1).to(x.dtype)
-    beta = _uniform(n * 3, -sigma, sigma, g).view(n, 3, 1, 1).to(x.dtype)
+    hed = torch.einsum("ij,njhw->nihw", _HED_FROM_RGB.T.contiguous().to(x.device, x.dtype), od)
     hed = hed * alpha + beta * hed.abs().mean(dim=(-2, -1), keepdim=True).clamp_min(1e-3)
-    od = torch.einsum("ij,njhw->nihw", _RGB_FROM_HED.T.contiguous().to(x.dtype), hed)
+    od = torch.einsum("ij,njhw->nihw", _RGB_FROM_HED.T.contiguous().to(x.device, x.dtype), hed)
     return torch.exp(od * _LOG_ADJUST).clamp(0, 1)
 
 
-def augment(x: torch.Tensor, g: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """Apply the configured augmentations to a float batch in [0, 1]."""
-    if cfg.dihedral:
-        x = dihedral(x, g)
-    elif cfg.hflip or cfg.vflip:
-        x = flips(x, g, cfg.hflip, cfg.vflip)
-    if cfg.rotate_degrees or cfg.scale_range:
-        x = affine(x, g, cfg.rotate_degrees, cfg.scale_range)
-    if cfg.hed_sigma:
-        x = hed_jitter(x, g, cfg.hed_sigma)
-    if cfg.brightness or cfg.contrast or cfg.saturation or cfg.hue:
-        x = color_jitter(x, g, cfg)
+def apply_step(x: torch.Tensor, step: _Step, g: torch.Generator, input_size: int) -> torch.Tensor:
+    """One step on a float batch (N, 3, H, W) in [0, 1]."""
+    if isinstance(step, Resize):
+        size = step.size or input_size
+        if x.shape[-1] == size and x.shape[-2] == size:
+            return x
+        return F.interpolate(x, (size, size), mode=step.interpolation, antialias=True).clamp_(0, 1)
+    if isinstance(step, HFlip):
+        return _flip(x, g, step.p, -1)
+    if isinstance(step, VFlip):
+        return _flip(x, g, step.p, -2)
+    if isinstance(step, Dihedral):
+        return _dihedral(x, g)
+    if isinstance(step, Rotate):
+        return _rotate(x, g, step)
+    if isinstance(step, ColorJitter):
+        return colour_jitter(x, *colour_params(x.shape[0], step, g), step)
+    if isinstance(step, RandomResizedCrop):
+        boxes = resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], step, g)
+        return crop_resize(x, boxes, step.size or input_size, step.interpolation)
+    if isinstance(step, HedJitter):
+        return hed_jitter(x, g, step.sigma)
+    raise TypeError(f"unknown augmentation step {step!r}")
+
+
+def augment(x: torch.Tensor, g: torch.Generator, steps: list[Step], input_size: int) -> torch.Tensor:
+    """Apply `steps` in order to a float batch in [0, 1], on the batch's device."""
+    for step in steps:
+        x = apply_step(x, step, g, input_size)
     return x

@@ -1,24 +1,41 @@
-"""Typed training configuration; every knob has a default that reproduces the paper."""
+"""Typed training configuration; every knob has a default that reproduces the paper.
+
+Presets are packaged YAML files (`train/presets/*.yaml`), validated when they are read: each
+holds per-mode settings and, for `paper`, each reference script's own settings per model.
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mitobench.errors import ConfigError
-from mitobench.train.augment import AugmentConfig
+from mitobench.models.spec import InputTransform, Interpolation, ModelSpec, Pooling
+from mitobench.train.augment import (
+    ColorJitter,
+    HFlip,
+    RandomResizedCrop,
+    Resize,
+    Rotate,
+    Step,
+)
 
 Mode = Literal["e2e", "probe", "lora"]
+MODES: tuple[str, ...] = ("e2e", "probe", "lora")
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class LoraConfig(BaseModel):
     """LoRA through peft; defaults are the paper's (r=8, alpha=16, dropout 0.3, qkv/proj/fc1/fc2)."""
 
     model_config = ConfigDict(extra="forbid")
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.3
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
     targets: list[str] | None = None
     """Module names to adapt; None takes the model spec's `lora_targets`."""
 
@@ -33,138 +50,120 @@ class ProbeConfig(BaseModel):
     """Inverse regularisation strengths tried for `sklearn`, chosen on the fold's validation data."""
 
 
+class InputConfig(BaseModel):
+    """The evaluation-time input transform; a field left None takes the model card's value."""
+
+    model_config = ConfigDict(extra="forbid")
+    resize: int | None = Field(None, ge=1)
+    """Side the image is resized to before the centre crop of `input_size` (equal: no crop)."""
+    interpolation: Interpolation | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+
+def _e2e_script_augment() -> list[Step]:
+    """The end-to-end scripts' train transform (e.g. efficientnetv2_m.py l.26-34), in order."""
+    return [
+        Resize(size=224, interpolation="bilinear"),
+        HFlip(),
+        Rotate(degrees=10),
+        ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1),
+        RandomResizedCrop(size=224, scale=(0.8, 1.0)),
+    ]
+
+
 class TrainConfig(BaseModel):
     """One fold's training recipe."""
 
     model_config = ConfigDict(extra="forbid")
-    input_size: int | None = 224
+    input_size: int | None = Field(224, ge=8)
     """Side of the network input; patches are resized from 128 px. None: the model's default."""
+    input: InputConfig = Field(default_factory=InputConfig)
+    pooling: Pooling | None = None
+    """How the embedding is read (`cls`, `cls+mean`, `pooled`); None: the model card's."""
     batch_size: int = Field(8, ge=1)
+    drop_last: bool = False
+    """Skip each epoch's final partial batch (the reference runs it)."""
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(5e-5, gt=0)
-    weight_decay: float = 1e-5
-    head_lr_scale: float = 1.0
+    lr: float = Field(5e-5, gt=0, le=10)
+    weight_decay: float = Field(1e-5, ge=0)
+    head_lr_scale: float = Field(1.0, gt=0)
     """Learning-rate multiplier for the new classification head."""
     schedule: Literal["plateau", "cosine"] = "plateau"
-    warmup_epochs: float = 0.0
-    plateau_factor: float = 0.5
-    plateau_patience: int = 3
-    min_lr: float = 1e-7
+    warmup_epochs: float = Field(0.0, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(3, ge=0)
+    min_lr: float = Field(1e-7, ge=0)
     max_epochs: int = Field(100, ge=1)
-    early_stopping_patience: int | None = 15
-    epoch_size: int | None = None
+    early_stopping_patience: int | None = Field(15, ge=1)
+    epoch_size: int | None = Field(None, ge=1)
     """Samples drawn per epoch (None: the number of training samples, as the reference)."""
     balance: Literal["sampler", "loss", "none"] = "sampler"
     """`sampler`: WeightedRandomSampler as the reference; `loss`: positive-class weight in BCE."""
     loss: Literal["bce", "focal"] = "bce"
-    label_smoothing: float = 0.0
-    focal_gamma: float = 2.0
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    focal_gamma: float = Field(2.0, ge=0)
+    augment: list[Step] = Field(default_factory=_e2e_script_augment)
+    """Training augmentation, applied in order (see `train.augment`); [] for none."""
     threshold: Literal["fixed", "tune"] = "fixed"
     """`fixed`: 0.5 as the paper; `tune`: maximise balanced accuracy on the fold's validation set."""
-    fixed_threshold: float = 0.5
+    fixed_threshold: float = Field(0.5, gt=0, lt=1)
     selection: Literal["balanced_accuracy", "auroc"] = "balanced_accuracy"
     """Validation metric for early stopping and the best checkpoint."""
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """`auto`: bf16 autocast on CUDA, fp32 on CPU."""
+    precision: Precision = "fp32"
+    """`fp32` (the scripts' training); `fp16`: fp16 autocast on CUDA and fp32 elsewhere, as the
+    scripts' `autocast(device_type="cuda")` for probe embeddings; `bf16`; `auto`: bf16 on CUDA."""
     channels_last: bool = True
-    eval_batch_size: int = 64
+    eval_batch_size: int = Field(64, ge=1)
     tta: bool = False
     """Also report test-time augmentation over the 8 dihedral transforms (labelled separately)."""
     seed: int = 42
 
+    def transform_for(self, spec: ModelSpec) -> InputTransform:
+        """The evaluation transform of `spec` under this recipe (the model card's where unset)."""
+        card = spec.transform_at(self.input_size or spec.input_size)
+        i = self.input
+        return InputTransform(
+            size=card.size,
+            resize=i.resize or card.resize,
+            interpolation=i.interpolation or card.interpolation,
+            mean=i.mean or card.mean,
+            std=i.std or card.std,
+        )
 
-PAPER_PROBE: dict[str, Any] = {
-    # The reference probes: lr 1e-3, wd 1e-4, embeddings extracted once without augmentation.
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "augment": {"hflip": False, "vflip": False, "brightness": 0, "contrast": 0, "saturation": 0, "hue": 0},
-}
+    def pooling_for(self, spec: ModelSpec) -> Pooling:
+        return self.pooling or spec.pooling
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # The reference protocol (see ../shared/reference/README.md and the reference scripts).
-    "paper": {
-        "e2e": {"augment": {"rotate_degrees": 10.0}},
-        "lora": {"early_stopping_patience": 10},
-        "probe": PAPER_PROBE,
-    },
-    # What fits a 2-core CPU and beats the paper's EfficientNetV2-M there.
-    "cpu": {
-        "e2e": {
-            "input_size": 160,
-            "batch_size": 32,
-            "optimizer": "adamw",
-            "lr": 1e-3,
-            "weight_decay": 1e-2,
-            "schedule": "cosine",
-            "warmup_epochs": 0.5,
-            "max_epochs": 8,
-            "early_stopping_patience": None,
-            "balance": "sampler",
-            "label_smoothing": 0.1,
-            "threshold": "tune",
-            "selection": "auroc",
-            "precision": "fp32",
-            "eval_batch_size": 128,
-            "augment": {
-                "dihedral": True,
-                "rotate_degrees": 15.0,
-                "scale_range": (0.9, 1.1),
-                "hed_sigma": 0.05,
-                "brightness": 0.15,
-                "contrast": 0.15,
-                "saturation": 0.15,
-                "hue": 0.04,
-            },
-        },
-        "probe": {**PAPER_PROBE, "threshold": "tune"},
-        "lora": {
-            "batch_size": 32,
-            "optimizer": "adamw",
-            "lr": 5e-4,
-            "schedule": "cosine",
-            "max_epochs": 10,
-            "early_stopping_patience": None,
-            "threshold": "tune",
-            "precision": "bf16",
-            "augment": {"dihedral": True, "hed_sigma": 0.05},
-        },
-    },
-    # A better GPU recipe for foundation models and ViTs.
-    "gpu": {
-        "e2e": {
-            "batch_size": 64,
-            "optimizer": "adamw",
-            "lr": 1e-4,
-            "weight_decay": 0.05,
-            "schedule": "cosine",
-            "warmup_epochs": 1,
-            "max_epochs": 30,
-            "early_stopping_patience": None,
-            "label_smoothing": 0.1,
-            "threshold": "tune",
-            "selection": "auroc",
-            "tta": True,
-            "augment": {"dihedral": True, "rotate_degrees": 15.0, "hed_sigma": 0.05},
-        },
-        "lora": {
-            "batch_size": 64,
-            "optimizer": "adamw",
-            "lr": 3e-4,
-            "weight_decay": 0.05,
-            "schedule": "cosine",
-            "warmup_epochs": 1,
-            "max_epochs": 30,
-            "early_stopping_patience": None,
-            "loss": "focal",
-            "threshold": "tune",
-            "selection": "auroc",
-            "tta": True,
-            "augment": {"dihedral": True, "hed_sigma": 0.05},
-        },
-        "probe": {**PAPER_PROBE, "threshold": "tune"},
-    },
-}
+
+class PresetFile(BaseModel):
+    """A packaged preset: settings per mode, and (for `paper`) per model and mode."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str
+    modes: dict[Mode, dict[str, Any]]
+    models: dict[str, dict[Mode, dict[str, Any]]] = Field(default_factory=dict)
+
+
+PRESETS: tuple[str, ...] = ("paper", "cpu", "gpu")
+PresetName = Literal["paper", "cpu", "gpu"]
+
+
+@cache
+def preset(name: str) -> PresetFile:
+    """The packaged preset `name`, validated: every mode and model entry must make a TrainConfig."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
+    text = resources.files("mitobench.train").joinpath("presets", f"{name}.yaml").read_text()
+    try:
+        file = PresetFile.model_validate(yaml.safe_load(text))
+        for mode in MODES:
+            _validate(_merge(file.modes.get(mode, {}), {}))
+            for entry in file.models.values():
+                _validate(_merge(file.modes.get(mode, {}), entry.get(mode, {})))
+    except (ValidationError, ConfigError) as exc:  # a packaged file is wrong: a bug, say where
+        raise RuntimeError(f"packaged preset {name!r} is invalid: {exc}") from None
+    return file
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -176,18 +175,30 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def train_config(mode: Mode, preset: str = "paper", overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The preset's recipe for `mode`, with `overrides` (nested dicts) applied on top."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}", f"use one of {', '.join(PRESETS)}")
-    values = _merge(PRESETS[preset].get(mode, {}), overrides or {})
+def _validate(values: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid training settings: {_first_error(exc)}", "fix the config") from None
+        raise ConfigError(f"invalid training settings: {first_error(exc)}", "fix the config") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def train_config(
+    mode: Mode,
+    preset_name: str = "paper",
+    overrides: dict[str, Any] | None = None,
+    model: str | None = None,
+) -> TrainConfig:
+    """The preset's recipe for `mode` (and `model`, where the preset has a recipe for it),
+    with `overrides` (nested dicts) applied on top."""
+    file = preset(preset_name)
+    values = file.modes.get(mode, {})
+    if model is not None:
+        values = _merge(values, file.models.get(model.lower(), {}).get(mode, {}))
+    return _validate(_merge(values, overrides or {}))
+
+
+def first_error(exc: ValidationError) -> str:
+    """`where: what` of a pydantic error, for one-line messages."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     return f"{where}: {err['msg']}"

@@ -23,7 +23,9 @@ from mitobench.paths import atomic_path, atomic_write_text, cache_dir
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.precision import autocast, autocast_dtype, inference_batch
 
-FORMAT = "1"
+FORMAT = "2"
+"""2: keyed by the encoder's transform and pooling. Format 1 entries may hold embeddings of blank
+images (the float resize path clamped 0-255 values to [0, 1] off the CPU) and are never reused."""
 
 
 class EmbeddingCache:
@@ -34,14 +36,15 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
-    def key(self, encoder: Encoder, content_key: str, input_size: int | None, precision: str) -> str:
+    def key(self, encoder: Encoder, content_key: str, precision: str) -> str:
         payload = json.dumps(
             {
                 "v": FORMAT,
                 "spec": encoder.spec.to_dict(),
                 "weights": encoder.fingerprint,
                 "data": content_key,
-                "input_size": input_size,
+                "transform": encoder.transform.to_dict(),
+                "pooling": encoder.pooling.value,
                 "precision": precision,
             },
             sort_keys=True,
@@ -54,14 +57,13 @@ class EmbeddingCache:
         dataset: Dataset,
         images: np.ndarray,
         content_key: str,
-        input_size: int | None,
         precision: str,
         dev: torch.device,
         batch_size: int = 64,
         progress: Progress | None = None,
     ) -> np.ndarray:
         """(N, D) float32 embeddings of `images`, computed only on a cache miss."""
-        key = self.key(encoder, content_key, input_size, precision)
+        key = self.key(encoder, content_key, precision)
         path = self.root / f"{encoder.spec.name}--{dataset.name}-{dataset.split}--{key}.safetensors"
         if path.is_file():
             try:
@@ -73,7 +75,7 @@ class EmbeddingCache:
                 path.unlink(missing_ok=True)
         self.misses += 1
         started = time.perf_counter()
-        emb = extract(encoder, images, input_size, precision, dev, batch_size, progress)
+        emb = extract(encoder, images, precision, dev, batch_size, progress)
         with atomic_path(path) as tmp:
             save_file({"embeddings": torch.from_numpy(emb)}, str(tmp))
         atomic_write_text(
@@ -85,7 +87,8 @@ class EmbeddingCache:
                     "dataset": dataset.key,
                     "n": len(images),
                     "dim": int(emb.shape[1]),
-                    "input_size": input_size,
+                    "transform": encoder.transform.to_dict(),
+                    "pooling": encoder.pooling.value,
                     "precision": precision,
                     "seconds": round(time.perf_counter() - started, 2),
                     "ids_sha256": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest(),
@@ -100,7 +103,6 @@ class EmbeddingCache:
 def extract(
     encoder: Encoder,
     images: np.ndarray,
-    input_size: int | None,
     precision: str,
     dev: torch.device,
     batch_size: int = 64,
@@ -114,10 +116,10 @@ def extract(
     progress.start(f"embedding with {encoder.spec.name}", len(images))
     cnn = encoder.spec.pooling.value == "pooled"
     fast: torch.nn.Module | None = None
-    batch_size = inference_batch(batch_size, input_size or encoder.spec.input_size, dev)
+    batch_size = inference_batch(batch_size, encoder.transform.size, dev)
     for start in range(0, len(images), batch_size):
         chunk = torch.from_numpy(images[start : start + batch_size])
-        x = encoder.prepare(chunk.to(dev), input_size)
+        x = encoder.prepare(chunk.to(dev))
         if cnn:
             x = x.contiguous(memory_format=torch.channels_last)
         if fast is None:  # BatchNorm folded into the convolutions, checked on this batch

@@ -88,7 +88,7 @@ def predict_probs(
     progress.start(description, n * len(codes))
     batch = cfg.eval_batch_size
     if isinstance(data, ImageBatches):
-        batch = inference_batch(batch, data.input_size or data.encoder.spec.input_size, dev)
+        batch = inference_batch(batch, data.input_size, dev)
     fast: torch.nn.Module | None = None
     for code in codes:
         for start in range(0, n, batch):
@@ -161,7 +161,9 @@ def fit(
     labels = train.labels
     n = len(labels)
     epoch_size = cfg.epoch_size or n
-    steps = max(1, epoch_size // cfg.batch_size)
+    bs = cfg.batch_size
+    steps = max(1, epoch_size // bs if cfg.drop_last else math.ceil(epoch_size / bs))
+    draws = steps * bs if cfg.drop_last else epoch_size  # the reference runs the partial batch
     opt = _optimizer(model, cfg)
     sched = _make_scheduler(opt, cfg, steps)
     counts = np.bincount(labels, minlength=2).astype(np.float64)
@@ -186,17 +188,13 @@ def fit(
         epoch_started = time.perf_counter()
         model.train()
         if cfg.balance == "sampler":
-            order = torch.multinomial(sample_w, steps * cfg.batch_size, replacement=True, generator=g).numpy()
+            order = torch.multinomial(sample_w, draws, replacement=True, generator=g).numpy()
         else:
-            order = (
-                torch.randperm(n, generator=g)
-                .repeat(math.ceil(steps * cfg.batch_size / n))[: steps * cfg.batch_size]
-                .numpy()
-            )
+            order = torch.randperm(n, generator=g).repeat(math.ceil(draws / n))[:draws].numpy()
         progress.start(f"epoch {epoch + 1}/{cfg.max_epochs}", steps)
         total_loss = 0.0
         for s in range(steps):
-            idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            idx = order[s * bs : (s + 1) * bs]
             x = train.get(idx, g).to(dev)
             y = torch.from_numpy(labels[idx]).to(dev)
             with autocast(dtype, dev):

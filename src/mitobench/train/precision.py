@@ -1,4 +1,4 @@
-"""Device and autocast choice: bf16 on CUDA by default (fp16 makes UNI produce NaN)."""
+"""Device and autocast choice for the `precision` setting (fp32 unless a recipe says otherwise)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ def device() -> torch.device:
 
 
 def autocast_dtype(precision: str, dev: torch.device) -> torch.dtype | None:
-    """None means full fp32."""
-    if precision == "fp32":
-        return None
+    """The autocast dtype on `dev`; None means full fp32.
+
+    `fp16` is CUDA-only, as the scripts' `torch.autocast(device_type="cuda", dtype=float16)`,
+    which does nothing off CUDA; `auto` is bf16 on CUDA (fp16 training can make UNI's loss NaN).
+    """
     if precision == "bf16":
         return torch.bfloat16
-    return torch.bfloat16 if dev.type == "cuda" else None
+    if precision == "fp16":
+        return torch.float16 if dev.type == "cuda" else None
+    if precision == "auto":
+        return torch.bfloat16 if dev.type == "cuda" else None
+    return None
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from mitobench import __version__
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
 from mitobench.data.registry import DATASETS, EVAL_SETS, load, present
-from mitobench.data.splits import N_FOLDS, assign_folds, fold_split
+from mitobench.data.splits import N_FOLDS, SplitName, assign_folds, fold_split, split_record
 from mitobench.errors import ConfigError
 from mitobench.evaluate.results import set_file, write_predictions, write_summary
 from mitobench.models.builder import build
@@ -25,7 +25,15 @@ from mitobench.models.encoder import Encoder
 from mitobench.paths import atomic_write_text
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.batches import EmbeddingBatches, ImageBatches
-from mitobench.train.config import LoraConfig, Mode, ProbeConfig, TrainConfig, train_config
+from mitobench.train.config import (
+    LoraConfig,
+    Mode,
+    PresetName,
+    ProbeConfig,
+    TrainConfig,
+    first_error,
+    train_config,
+)
 from mitobench.train.embeddings import EmbeddingCache
 from mitobench.train.loop import fit, predict_probs, seed_everything
 from mitobench.train.model import Classifier, make_classifier
@@ -38,7 +46,9 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
     mode: Mode = "e2e"
-    preset: str = "paper"
+    preset: PresetName = "paper"
+    split: SplitName = "paper"
+    """`paper`: the reference's folds on every scikit-learn; `sklearn`: the installed release's."""
     folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
     eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
     weights: str | None = None
@@ -49,17 +59,15 @@ class RunSpec(BaseModel):
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
 
     def resolved(self) -> TrainConfig:
-        return train_config(self.mode, self.preset, self.train)
+        return train_config(self.mode, self.preset, self.train, model=self.model)
 
 
 def parse_spec(values: dict[str, Any]) -> RunSpec:
     try:
         spec = RunSpec.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
         raise ConfigError(
-            f"invalid run settings: {'.'.join(map(str, err['loc']))}: {err['msg']}",
-            "fix the config or command-line options",
+            f"invalid run settings: {first_error(exc)}", "fix the config or command-line options"
         ) from None
     bad = [k for k in spec.folds if not 0 <= k < N_FOLDS]
     if bad:
@@ -91,7 +99,8 @@ def environment() -> dict[str, str]:
     }
 
 
-def _check_run_dir(run_dir: Path, spec: RunSpec, cfg: TrainConfig) -> None:
+def _check_run_dir(run_dir: Path, spec: RunSpec, cfg: TrainConfig, folds: dict[str, str]) -> None:
+    """Write run.json, or check that the run already there is this one, on the same folds."""
     record = {"spec": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
     path = run_dir / "run.json"
     if path.is_file():
@@ -104,10 +113,21 @@ def _check_run_dir(run_dir: Path, spec: RunSpec, cfg: TrainConfig) -> None:
                 f"{run_dir} holds a different run (its run.json differs)",
                 "choose another output directory, or delete that one to start over",
             )
+        old_folds = old.get("folds", {}).get("sha256")
+        if old_folds != folds["sha256"]:
+            made = old.get("folds", {}).get("sklearn", "an unrecorded scikit-learn")
+            raise ConfigError(
+                f"{run_dir} was trained on other folds (made with scikit-learn {made}; "
+                f"these are the {folds['split']!r} folds under {folds['sklearn']})",
+                "resume it where it was made, or train into a new directory",
+            )
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
-        path, json.dumps({**record, "environment": environment(), "created": time.time()}, indent=1)
+        path,
+        json.dumps(
+            {**record, "folds": folds, "environment": environment(), "created": time.time()}, indent=1
+        ),
     )
 
 
@@ -135,10 +155,16 @@ def eval_datasets(keys: list[str], data_root: Path) -> tuple[list[Dataset], list
 
 
 def _build_encoder(
-    spec: RunSpec, seed: int, pretrained: bool = True, overrides: dict[str, Any] | None = None
+    spec: RunSpec,
+    cfg: TrainConfig,
+    seed: int,
+    pretrained: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> Encoder:
+    """The run's encoder, with the recipe's input transform and pooling."""
     seed_everything(seed)
-    return build(spec.model, weights=spec.weights, pretrained=pretrained, overrides=overrides)
+    encoder = build(spec.model, weights=spec.weights, pretrained=pretrained, overrides=overrides)
+    return encoder.configure(cfg.transform_for(encoder.spec), cfg.pooling_for(encoder.spec))
 
 
 def train_run(
@@ -156,13 +182,14 @@ def train_run(
     """
     progress = progress or NullProgress()
     cfg = spec.resolved()
-    _check_run_dir(run_dir, spec, cfg)
+    train_set = load("amibr/train", data_root)
+    folds = assign_folds(train_set, split=spec.split)
+    fold_record = split_record(train_set, folds, spec.split)
+    _check_run_dir(run_dir, spec, cfg, fold_record)
     if all((run_dir / f"fold_{k}" / "done.json").is_file() for k in spec.folds):
         return RunResult(run_dir, write_summary(run_dir))  # nothing to train or evaluate
     dev = device()
     cache = ImageCache()
-    train_set = load("amibr/train", data_root)
-    folds = assign_folds(train_set)
     train_images, train_key = cache.load_keyed(train_set, progress)
     evals, missing = eval_datasets(spec.eval_sets, data_root)
     eval_images = {ds.key: cache.load_keyed(ds, progress) for ds in evals}
@@ -172,7 +199,7 @@ def train_run(
     labels_of = {"train": train_set.labels, **{ds.key: ds.labels for ds in evals}}
     embeddings: dict[str, np.ndarray] = {}
     if spec.mode == "probe":
-        encoder = _build_encoder(spec, cfg.seed, pretrained, model_overrides).to(dev)
+        encoder = _build_encoder(spec, cfg, cfg.seed, pretrained, model_overrides).to(dev)
         ecache = EmbeddingCache()
         for ds, (images, key) in [
             (train_set, (train_images, train_key)),
@@ -180,7 +207,7 @@ def train_run(
         ]:
             name = "train" if ds is train_set else ds.key
             embeddings[name] = ecache.get(
-                encoder, ds, images, key, cfg.input_size, cfg.precision, dev, cfg.eval_batch_size, progress
+                encoder, ds, images, key, cfg.precision, dev, cfg.eval_batch_size, progress
             )
         result.embedding_cache = {"hits": ecache.hits, "misses": ecache.misses}
         del encoder
@@ -196,7 +223,7 @@ def train_run(
         if spec.mode == "probe":
             model = Classifier(None, embeddings["train"].shape[1])
         else:
-            encoder = _build_encoder(spec, fold_cfg.seed, pretrained, model_overrides)
+            encoder = _build_encoder(spec, fold_cfg, fold_cfg.seed, pretrained, model_overrides)
             model = make_classifier(encoder, spec.mode, spec.lora)
         model.to(dev)
         cnn = encoder is not None and encoder.spec.pooling.value == "pooled" and fold_cfg.channels_last
@@ -214,9 +241,9 @@ def train_run(
             labels = labels_of[key] if idx is None else labels_of[key][idx]
             if _enc is None:
                 emb = embeddings[key]
-                return EmbeddingBatches(emb if idx is None else emb[idx], labels)
+                return EmbeddingBatches(emb if idx is None else emb[idx], labels, dev)
             images = images_of[key] if idx is None else images_of[key][idx]
-            return ImageBatches(images, labels, _enc, _cfg.input_size, _cfg.augment if train else None, _cnn)
+            return ImageBatches(images, labels, _enc, _cfg.augment if train else [], _cnn, dev)
 
         train_b, val_b = data("train", tr_idx, train=True), data("train", va_idx)
         if spec.mode == "probe" and spec.probe.method == "sklearn":
@@ -249,6 +276,7 @@ def train_run(
             "epochs_run": fitted.epochs_run,
             "fit_seconds": fitted.seconds,
             "total_seconds": time.perf_counter() - started,
+            "folds_sha256": fold_record["sha256"],
         }
         atomic_write_text(fold_dir / "done.json", json.dumps(done, indent=1))
         result.trained_folds.append(k)

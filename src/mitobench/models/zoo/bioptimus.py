@@ -53,6 +53,7 @@ register(
             "init_values": 1e-5,
             "num_classes": 0,
             "dynamic_img_size": False,
+            "mlp_ratio": 5.33334,  # 4096-wide packed SwiGLU: 85.7 M parameters, as the released weights
             "mlp_layer": SwiGLUPacked,
             "act_layer": torch.nn.SiLU,
         },
@@ -62,6 +63,6 @@ register(
         pooling=Pooling.CLS_MEAN,
         gated=True,
         licence="cc-by-nc-nd-4.0",
-        notes="model card: concat(CLS, mean of patch tokens), registers skipped",
+        # model card: concat(CLS, mean of patch tokens), registers skipped
     ),
 )

@@ -27,6 +27,6 @@ register(
         pooling=Pooling.CLS_MEAN,
         licence="mit",
         lora_targets=("query", "key", "value", "dense", "weights_in", "weights_out"),
-        notes="model card: concat(CLS, mean of patch tokens) for classification",
+        # model card: concat(CLS, mean of patch tokens) for classification
     ),
 )

@@ -32,5 +32,5 @@ def spec_from_timm(name: str) -> ModelSpec | None:
         pooling=Pooling.POOLED,
         pretrained=bool(hub),
         licence=str(cfg.get("license", "")),
-        notes="derived from timm's pretrained config",
+        # derived from timm's pretrained config
     )
