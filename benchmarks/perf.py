@@ -54,7 +54,9 @@ def _encoder():
     """The benchmarked model, on the benchmark's device (random init with --random-init)."""
     from mitobench.models.builder import build
 
-    return build(ARGS.model, pretrained=not ARGS.random_init).eval().to(_dev())
+    enc = build(ARGS.model, pretrained=not ARGS.random_init)
+    enc.configure(enc.spec.transform_at(ARGS.size), enc.spec.pooling)
+    return enc.eval().to(_dev())
 
 
 def _dev() -> torch.device:
@@ -124,7 +126,7 @@ def worker_probe_ours(args) -> dict:
     start = time.perf_counter()
     images = ImageCache().load(train)  # decoded once (cached on disk across runs)
     t_load = time.perf_counter()
-    emb = extract(encoder, images, args.size, args.precision, _dev(), batch_size=64)
+    emb = extract(encoder, images, args.precision, _dev(), batch_size=64)
     t_extract = time.perf_counter()
     scores = []
     import tempfile
@@ -212,7 +214,7 @@ def worker_train_ours(args) -> dict:
     )
     images = ImageCache().load(train)
     enc = _encoder()
-    data = ImageBatches(images, train.labels, enc, args.size, cfg.augment, True)
+    data = ImageBatches(images, train.labels, enc, cfg.augment, True, _dev())
     g = torch.Generator().manual_seed(0)
     weights = torch.from_numpy(1.0 / np.bincount(train.labels)[train.labels])
 
@@ -255,7 +257,7 @@ def _bare(args, folded: bool) -> dict:
     _, images = _infer_images(args)
     enc = _encoder()
     batch = inference_batch(64, args.size, _dev())  # the chunk size our pipeline uses
-    x = enc.prepare(torch.from_numpy(images[:batch]), args.size).contiguous(memory_format=torch.channels_last)
+    x = enc.prepare(torch.from_numpy(images[:batch])).contiguous(memory_format=torch.channels_last)
     net = inference_copy(enc, x[:2]) if folded else enc.eval()
     net = net.to(memory_format=torch.channels_last)
     n_batches = len(images) // batch
@@ -292,10 +294,10 @@ def worker_infer_ours(args) -> dict:
     cfg = train_config(
         "e2e", "cpu", {"input_size": args.size, "precision": args.precision, "eval_batch_size": 64}
     )
-    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), enc, args.size, None, True)
+    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), enc, [], True, _dev())
     predict_probs(
         model,
-        ImageBatches(images[:64], np.zeros(64, dtype=np.int64), enc, args.size, None, True),
+        ImageBatches(images[:64], np.zeros(64, dtype=np.int64), enc, [], True, _dev()),
         cfg,
         _dev(),
     )

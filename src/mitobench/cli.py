@@ -280,8 +280,8 @@ def _print_summary(summary: dict[str, object], title: str) -> None:
         "dataset": "dataset",
         "n": "n",
         "folds": "folds",
-        "balanced_accuracy": "bal. acc (mean ± std)",
-        "auroc": "AUROC (mean ± std)",
+        "balanced_accuracy": "bal. acc (mean ± SD, ddof 1)",
+        "auroc": "AUROC (mean ± SD, ddof 1)",
         "ensemble_bacc": "ensemble bal. acc",
         "tta_bacc": "TTA bal. acc",
     }

@@ -45,6 +45,7 @@ def test_grid_runs_every_job_once(separable_root: Path, tmp_path: Path) -> None:
     assert len(first.done) == 4 and not first.failed
     jobs = ResultsStore(results).jobs()
     assert set(jobs["status"]) == {"done"} and len(jobs) == 4
+    assert ResultsStore(results).fold_fingerprints()["folds_sha256"].str.len().eq(64).all()
     metrics = ResultsStore(results).metrics()
     assert {"amibr/test", "atnorm-br/test", "atnorm-md/test", "amibr/val"} <= set(metrics["dataset"])
     preds = ResultsStore(results).predictions()
@@ -150,3 +151,22 @@ def test_killed_run_finishes_on_rerun(separable_root: Path, tmp_path: Path) -> N
 def test_bad_config_is_a_user_error(cli, bad: str) -> None:
     code, _, err = cli("run", bad)
     assert code == 2 and "no such config" in err and "Traceback" not in err
+
+
+def test_a_store_made_before_folds_were_recorded_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    con.execute(
+        "CREATE TABLE jobs (job TEXT PRIMARY KEY, model TEXT, mode TEXT, preset TEXT, fold INTEGER,"
+        " status TEXT, error TEXT, spec TEXT, environment TEXT, started REAL, finished REAL, seconds REAL)"
+    )
+    con.execute(
+        "INSERT INTO jobs (job, model, mode, preset, fold, status) VALUES ('j', 'm', 'e2e', 'p', 0, 'done')"
+    )
+    con.commit()
+    con.close()
+    store = ResultsStore(tmp_path)
+    fps = store.fold_fingerprints()
+    assert list(fps.columns) == ["model", "mode", "preset", "fold", "folds_sha256"]
+    assert fps["folds_sha256"].isna().all()  # unknown folds: never compared with the paper's per fold

@@ -109,3 +109,13 @@ def test_registry_refuses_duplicates() -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         register(get("uni"))
+
+
+@pytest.mark.parametrize(("name", "millions"), [("h0-mini", 85.7), ("uni", 303.3), ("virchow2", 631.2)])
+def test_full_size_parameter_count_matches_the_released_weights(name: str, millions: float) -> None:
+    """Built at full size (on the meta device: no memory), the network has the weights' size."""
+    from mitobench.models.builder import create_network
+
+    with torch.device("meta"):
+        net = create_network(get(name), None)
+    assert sum(p.numel() for p in net.parameters()) / 1e6 == pytest.approx(millions, abs=0.1)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -107,3 +108,70 @@ def test_html_report_in_headless_chromium(results: tuple[Path, Path], tmp_path: 
 def test_report_without_results_is_a_user_error(tmp_path: Path, cli) -> None:
     code, _, err = cli("report", tmp_path)
     assert code == 2 and "holds no results store" in err
+
+
+def _fold_frames(preset: str, n_folds: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions and thresholds of an efficientnetv2_m run on a small 'amibr/test'."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    preds, metrics = [], []
+    for fold in range(n_folds):
+        probs = np.clip(labels * 0.3 + rng.uniform(0, 0.7, 40), 0, 1)
+        preds += [
+            {"model": "efficientnetv2_m", "mode": "e2e", "preset": preset, "fold": fold,
+             "dataset": "amibr/test", "sample": f"s{i}", "label": int(y), "prob": p, "prob_tta": None}
+            for i, (y, p) in enumerate(zip(labels, probs, strict=True))
+        ]  # fmt: skip
+        metrics.append(
+            {"model": "efficientnetv2_m", "mode": "e2e", "preset": preset, "fold": fold,
+             "dataset": "amibr/test", "variant": "fold", "metric": "threshold", "value": 0.5}
+        )  # fmt: skip
+    return pd.DataFrame(preds), pd.DataFrame(metrics)
+
+
+def test_published_figures_only_beside_paper_runs_with_the_papers_spread() -> None:
+    from mitobench.report.tables import display_table, results_table
+
+    frames = [_fold_frames(p) for p in ("paper", "cpu")]
+    preds = pd.concat([f[0] for f in frames])
+    metrics = pd.concat([f[1] for f in frames])
+    table = results_table(preds, metrics, n_boot=0).set_index("preset")
+    assert table.loc["paper", "paper_bacc_mean"] == 0.7474
+    assert pd.isna(table.loc["cpu", "paper_bacc_mean"]) and pd.isna(table.loc["cpu", "delta_bacc"])
+    shown = display_table(table.reset_index()).set_index("preset")
+    paper, cpu = table.loc["paper"], table.loc["cpu"]
+    assert shown.loc["paper", "± is"] == "SD, ddof 0 (as paper)"
+    assert shown.loc["paper", "bal. acc (mean ± SD)"].endswith(f"± {paper['bacc_std_pop']:.4f}")
+    assert shown.loc["cpu", "bal. acc (mean ± SD)"].endswith(f"± {cpu['bacc_std']:.4f}")
+    assert shown.loc["cpu", "paper bal. acc (± ddof 0)"] == "–"
+    assert paper["bacc_std_pop"] < paper["bacc_std"]
+
+
+def test_per_fold_comparison_only_for_jobs_on_the_papers_folds() -> None:
+    from mitobench.data.splits import PAPER_FOLDS_SHA256
+    from mitobench.evaluate.metrics import compute
+    from mitobench.report.published import published_per_fold
+    from mitobench.report.tables import per_fold_table
+
+    preds, thresholds = _fold_frames("paper")
+    rows = []
+    for fold, part in preds.groupby("fold"):
+        m = compute(part["label"].to_numpy(), part["prob"].to_numpy(), 0.5)
+        for name in ("balanced_accuracy", "auroc"):
+            rows.append({**thresholds.iloc[0].to_dict(), "fold": fold, "metric": name, "value": m[name]})
+    metrics = pd.DataFrame(rows)
+    sha = pd.DataFrame(
+        {"model": "efficientnetv2_m", "mode": "e2e", "preset": "paper", "fold": range(5),
+         "folds_sha256": [PAPER_FOLDS_SHA256] * 4 + ["other"]}
+    )  # fmt: skip
+    table = per_fold_table(metrics, sha, PAPER_FOLDS_SHA256)
+    assert sorted(table["fold"]) == [0, 1, 2, 3]  # fold 4 trained on other folds: left out
+    ref = (
+        published_per_fold()
+        .query("model == 'efficientnetv2_m' and dataset == 'amibr/test'")
+        .set_index("fold")
+    )
+    for _, row in table.iterrows():
+        assert row["paper_bacc"] == ref.loc[row["fold"], "paper_bacc"]
+        assert row["delta_bacc"] == pytest.approx(row["bacc"] - row["paper_bacc"])
+    assert per_fold_table(metrics.assign(preset="cpu"), sha.assign(preset="cpu"), PAPER_FOLDS_SHA256).empty

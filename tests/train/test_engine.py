@@ -175,3 +175,28 @@ def test_seeded_runs_are_reproducible(separable_root: Path, tmp_path: Path) -> N
         tmp_path / "y" / "fold_0" / "predictions" / "amibr__test.csv", delimiter=",", skiprows=1, usecols=2
     )
     np.testing.assert_array_equal(px, py)
+
+
+@pytest.mark.parametrize(("drop_last", "sizes"), [(False, [8, 8, 5]), (True, [8, 8])])
+def test_each_epoch_runs_the_final_partial_batch_unless_dropped(
+    tmp_path: Path, drop_last: bool, sizes: list[int]
+) -> None:
+    from mitobench.train.batches import EmbeddingBatches
+    from mitobench.train.config import train_config
+    from mitobench.train.loop import fit
+    from mitobench.train.model import Classifier
+
+    seen: list[int] = []
+
+    class Recording(EmbeddingBatches):
+        def get(self, idx, g=None, dihedral_code=None):
+            if g is not None:
+                seen.append(len(idx))
+            return super().get(idx, g, dihedral_code)
+
+    rng = np.random.default_rng(0)
+    train = Recording(rng.normal(size=(21, 4)).astype(np.float32), np.arange(21) % 2)
+    val = EmbeddingBatches(rng.normal(size=(6, 4)).astype(np.float32), np.arange(6) % 2)
+    cfg = train_config("probe", "paper", {"max_epochs": 1, "drop_last": drop_last})
+    fit(Classifier(None, 4), train, val, cfg, tmp_path, torch.device("cpu"))
+    assert seen == sizes

@@ -19,7 +19,8 @@ import pandas as pd
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY, model TEXT, mode TEXT, preset TEXT, fold INTEGER, status TEXT,
-    error TEXT, spec TEXT, environment TEXT, started REAL, finished REAL, seconds REAL
+    error TEXT, spec TEXT, environment TEXT, started REAL, finished REAL, seconds REAL,
+    folds_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     job TEXT, dataset TEXT, variant TEXT, metric TEXT, value REAL,
@@ -41,6 +42,9 @@ class ResultsStore:
         self.path = results_dir / STORE_FILE
         with self._connect() as con:
             con.executescript(SCHEMA)
+            columns = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+            if "folds_sha256" not in columns:  # a store made before folds were recorded
+                con.execute("ALTER TABLE jobs ADD COLUMN folds_sha256 TEXT")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -110,13 +114,21 @@ class ResultsStore:
             con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows_m)
             con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows_p)
             con.execute(
-                "UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ? WHERE job = ?",
-                (time.time(), seconds, job),
+                "UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ?, folds_sha256 = ?"
+                " WHERE job = ?",
+                (time.time(), seconds, done.get("folds_sha256"), job),
             )
 
     def jobs(self) -> pd.DataFrame:
         with self._connect() as con:
             return pd.read_sql_query("SELECT * FROM jobs ORDER BY model, mode, fold", con)
+
+    def fold_fingerprints(self) -> pd.DataFrame:
+        """(model, mode, preset, fold, folds_sha256) of every finished job: which folds it trained on."""
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT model, mode, preset, fold, folds_sha256 FROM jobs WHERE status = 'done'", con
+            )
 
     def metrics(self) -> pd.DataFrame:
         with self._connect() as con:

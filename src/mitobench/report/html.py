@@ -55,6 +55,7 @@ def render(
     galleries: dict[str, list[dict[str, Any]]],
     raters: list[dict[str, Any]],
     notes: list[str],
+    extra: dict[str, pd.DataFrame] | None = None,
 ) -> str:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -65,6 +66,10 @@ def render(
     parts.append(
         table.to_html(index=False, classes="results", border=0) if not table.empty else "<p>No results.</p>"
     )
+    for heading, frame in (extra or {}).items():
+        if not frame.empty:
+            parts.append(f"<h2>{html.escape(heading)}</h2>")
+            parts.append(frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4f}"))
     parts.append("<h2 id='plots'>Plots</h2><div class='plots'>")
     parts += [f"<img src='{png_data_uri(p)}' alt='{html.escape(p.stem)}'>" for p in plots]
     parts.append("</div>")

@@ -28,6 +28,11 @@ def run_label(model: str, mode: str, preset: str) -> str:
     return f"{model} · {mode} · {preset}"
 
 
+def _spread(row: pd.Series) -> float:
+    """The paper's np.std (ddof 0) beside its published figure, else the sample std."""
+    return float(row["bacc_std_pop"] if pd.notna(row["paper_bacc_mean"]) else row["bacc_std"])
+
+
 def bacc_bars(table: pd.DataFrame, folder: Path) -> Path:
     """Mean ± std balanced accuracy per run and dataset, with the paper's figure where published."""
     datasets = sorted(table["dataset"].unique())
@@ -39,13 +44,13 @@ def bacc_bars(table: pd.DataFrame, folder: Path) -> Path:
         sub = table[table["dataset"] == ds].set_index(RUN_KEYS)
         xs = np.arange(len(runs)) + j * width
         means = [sub.loc[r, "bacc_mean"] if r in sub.index else np.nan for r in runs]
-        stds = [sub.loc[r, "bacc_std"] if r in sub.index else 0 for r in runs]
+        stds = [_spread(sub.loc[r]) if r in sub.index else 0 for r in runs]
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=ds)
         paper = [sub.loc[r, "paper_bacc_mean"] if r in sub.index else np.nan for r in runs]
         ax.scatter(xs, paper, marker="_", s=300, color="black", zorder=3)
     ax.set_xticks(np.arange(len(runs)) + width * (len(datasets) - 1) / 2)
     ax.set_xticklabels([run_label(*r) for r in runs], rotation=20, ha="right")
-    ax.set_ylabel("balanced accuracy (mean ± std over folds)")
+    ax.set_ylabel("balanced accuracy, mean ± SD over folds\n(ddof 0 beside the paper's mark, else ddof 1)")
     ax.set_ylim(0.4, 1.0)
     ax.axhline(0.5, color="grey", lw=0.5)
     ax.legend(title="dataset (black: paper)", fontsize=8)

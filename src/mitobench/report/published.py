@@ -1,31 +1,51 @@
-"""The paper's published figures, shipped with the package (see reference/SOURCE.md)."""
+"""The paper's published figures, shipped with the package (see reference/SOURCE.md).
+
+They are shown only beside runs of the `paper` preset, with the paper's spread convention
+(`np.std`, population, ddof 0).
+"""
 
 from __future__ import annotations
 
 from importlib import resources
+from io import StringIO
 
 import pandas as pd
 
+from mitobench.models.registry import all_specs
+
 MODES = {"end-to-end": "e2e", "linear-probe": "probe", "lora": "lora"}
 DATASETS = {"AMi-Br": "amibr/test", "AtNorM-Br": "atnorm-br/test", "AtNorM-MD": "atnorm-md/test"}
+PAPER_PRESET = "paper"
+
+
+def _read(name: str) -> pd.DataFrame:
+    text = resources.files("mitobench.reference").joinpath(name).read_text()
+    frame = pd.read_csv(StringIO(text))
+    by_title = {s.title: s.name for s in all_specs()}
+    frame["model"] = frame["model"].map(by_title)
+    frame["mode"] = frame["mode"].map(MODES)
+    frame["dataset"] = frame["dataset"].map(DATASETS)
+    return frame
 
 
 def published() -> pd.DataFrame:
-    """Columns: model (our registry name), mode, dataset (our key), bacc_mean, bacc_std, auroc_mean."""
-    from mitobench.models.registry import all_specs
-
-    by_title = {s.title: s.name for s in all_specs()}
-    text = resources.files("mitobench.reference").joinpath("published_results.csv").read_text()
-    from io import StringIO
-
-    frame = pd.read_csv(StringIO(text))
+    """Columns: model (our registry name), mode, dataset (our key), paper_bacc_mean/std, paper_auroc_mean."""
+    frame = _read("published_results.csv")
     return pd.DataFrame(
         {
-            "model": frame["model"].map(by_title),
-            "mode": frame["mode"].map(MODES),
-            "dataset": frame["dataset"].map(DATASETS),
+            "model": frame["model"],
+            "mode": frame["mode"],
+            "dataset": frame["dataset"],
             "paper_bacc_mean": frame["balanced_accuracy_mean"],
             "paper_bacc_std": frame["balanced_accuracy_std"],
             "paper_auroc_mean": frame["auroc_mean"],
         }
     )
+
+
+def published_per_fold() -> pd.DataFrame:
+    """Columns: model, mode, dataset, fold (0-based, the k-th split), paper_bacc, paper_auroc."""
+    frame = _read("published_per_fold.csv")
+    return frame.rename(columns={"balanced_accuracy": "paper_bacc", "auroc": "paper_auroc"})[
+        ["model", "mode", "dataset", "fold", "paper_bacc", "paper_auroc"]
+    ]

@@ -1,5 +1,9 @@
 """The results table: per model × mode × dataset, mean ± std over folds, bootstrap CIs,
-the fold ensemble, and the paper's published figure beside ours."""
+the fold ensemble, and, beside runs of the `paper` preset only, the paper's published figure.
+
+Spread: `*_std` is the sample std over folds (ddof 1); `*_std_pop` the population std (ddof 0),
+the paper's `np.std`, which is what is shown beside a published figure.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import pandas as pd
 from mitobench.evaluate.bootstrap import bootstrap_ci
 from mitobench.evaluate.metrics import compute
 from mitobench.paths import atomic_write_text
-from mitobench.report.published import published
+from mitobench.report.published import PAPER_PRESET, published, published_per_fold
 
 RUN_KEYS = ["model", "mode", "preset"]
 
@@ -63,10 +67,12 @@ def results_table(
                 "folds": len(folds),
                 "bacc_mean": bacc.mean(),
                 "bacc_std": bacc.std(ddof=1) if len(bacc) > 1 else 0.0,
+                "bacc_std_pop": bacc.std(ddof=0),
                 "bacc_ci_low": ci.get("balanced_accuracy", (np.nan, np.nan))[0],
                 "bacc_ci_high": ci.get("balanced_accuracy", (np.nan, np.nan))[1],
                 "auroc_mean": auc.mean(),
                 "auroc_std": auc.std(ddof=1) if len(auc) > 1 else 0.0,
+                "auroc_std_pop": auc.std(ddof=0),
                 "auroc_ci_low": ci.get("auroc", (np.nan, np.nan))[0],
                 "auroc_ci_high": ci.get("auroc", (np.nan, np.nan))[1],
                 "ensemble_bacc": ens["balanced_accuracy"],
@@ -78,8 +84,30 @@ def results_table(
     if table.empty:
         return table
     table = table.merge(published(), on=["model", "mode", "dataset"], how="left")
+    paper_cols = ["paper_bacc_mean", "paper_bacc_std", "paper_auroc_mean"]
+    table.loc[table["preset"] != PAPER_PRESET, paper_cols] = np.nan  # other recipes: no published figure
     table["delta_bacc"] = table["bacc_mean"] - table["paper_bacc_mean"]
     return table
+
+
+def per_fold_table(metrics: pd.DataFrame, fold_sha: pd.DataFrame, paper_sha: str) -> pd.DataFrame:
+    """Ours vs published per fold, for `paper` runs whose jobs trained on the paper's folds.
+
+    `fold_sha` has (model, mode, preset, fold, folds_sha256) per finished job; a job on other folds
+    (another split, or one made before folds were recorded) is left out: its fold k is not the paper's.
+    """
+    m = metrics[(metrics["variant"] == "fold") & metrics["metric"].isin(["balanced_accuracy", "auroc"])]
+    m = m[(m["preset"] == PAPER_PRESET) & ~m["dataset"].str.endswith("/val")]
+    same = fold_sha[fold_sha["folds_sha256"] == paper_sha][[*RUN_KEYS, "fold"]]
+    m = m.merge(same, on=[*RUN_KEYS, "fold"])
+    if m.empty:
+        return pd.DataFrame()
+    wide = m.pivot_table(index=[*RUN_KEYS, "dataset", "fold"], columns="metric", values="value").reset_index()
+    wide = wide.rename(columns={"balanced_accuracy": "bacc"}).merge(
+        published_per_fold(), on=["model", "mode", "dataset", "fold"], how="inner"
+    )
+    wide["delta_bacc"] = wide["bacc"] - wide["paper_bacc"]
+    return wide[[*RUN_KEYS, "dataset", "fold", "bacc", "paper_bacc", "delta_bacc", "auroc", "paper_auroc"]]
 
 
 def _pm(mean: float, std: float) -> str:
@@ -96,26 +124,28 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     def paper(row: pd.Series) -> str:
         return "–" if pd.isna(row["paper_bacc_mean"]) else _pm(row["paper_bacc_mean"], row["paper_bacc_std"])
 
+    # beside a published figure, the paper's convention (np.std, ddof 0); elsewhere the sample std
+    beside = table["paper_bacc_mean"].notna()
+    bacc_sd = np.where(beside, table["bacc_std_pop"], table["bacc_std"])
+    auroc_sd = np.where(beside, table["auroc_std_pop"], table["auroc_std"])
     return pd.DataFrame(
         {
             "model": table["model"],
             "mode": table["mode"],
+            "preset": table["preset"],
             "dataset": table["dataset"],
             "folds": table["folds"],
-            "bal. acc (mean ± std)": [
-                _pm(m, s) for m, s in zip(table["bacc_mean"], table["bacc_std"], strict=True)
-            ],
+            "± is": np.where(beside, "SD, ddof 0 (as paper)", "SD, ddof 1"),
+            "bal. acc (mean ± SD)": [_pm(m, s) for m, s in zip(table["bacc_mean"], bacc_sd, strict=True)],
             "bal. acc 95% CI": [
                 _ci(lo, hi) for lo, hi in zip(table["bacc_ci_low"], table["bacc_ci_high"], strict=True)
             ],
-            "AUROC (mean ± std)": [
-                _pm(m, s) for m, s in zip(table["auroc_mean"], table["auroc_std"], strict=True)
-            ],
+            "AUROC (mean ± SD)": [_pm(m, s) for m, s in zip(table["auroc_mean"], auroc_sd, strict=True)],
             "AUROC 95% CI": [
                 _ci(lo, hi) for lo, hi in zip(table["auroc_ci_low"], table["auroc_ci_high"], strict=True)
             ],
             "ensemble bal. acc": [f"{v:.4f}" for v in table["ensemble_bacc"]],
-            "paper bal. acc": [paper(r) for _, r in table.iterrows()],
+            "paper bal. acc (± ddof 0)": [paper(r) for _, r in table.iterrows()],
             "Δ vs paper": ["–" if pd.isna(d) else f"{d:+.4f}" for d in table["delta_bacc"]],
         }
     )
