@@ -75,7 +75,8 @@ TRAINED = sorted(k for k in SCRIPT_OF if k[1] != "probe")
 
 @pytest.mark.parametrize(("model", "mode"), TRAINED)
 def test_paper_augmentation_is_the_scripts_train_transform(model: str, mode: str) -> None:
-    ours = train_config(mode, "paper", model=model).augment  # type: ignore[arg-type]
+    cfg = train_config(mode, "paper", model=model)  # type: ignore[arg-type]
+    ours = [s.model_copy(update={"size": cfg.input_size}) if hasattr(s, "size") else s for s in cfg.augment]
     script = compose(model, mode, "train_transform")
     if script is None:  # UNI2-h's LoRA script trains on its eval transform: no augmentation
         assert "train_transform = create_transform(**resolve_data_config(" in source(model, mode)

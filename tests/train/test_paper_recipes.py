@@ -118,6 +118,10 @@ def test_prov_gigapath_keeps_its_resize_and_crop_at_any_input_size() -> None:
     assert train_config("probe", "paper", model="prov-gigapath").transform_for(spec).resize == 256
     assert train_config("lora", "paper", model="prov-gigapath").transform_for(spec).resize == 224
     assert train_config("probe", "gpu", model="prov-gigapath").transform_for(spec).resize == 256
+    smaller = train_config("probe", "paper", {"input_size": 112}, model="prov-gigapath")
+    assert (smaller.transform_for(spec).size, smaller.transform_for(spec).resize) == (112, 128)
+    e2e = train_config("e2e", "paper", {"input_size": 160}, model="efficientnetv2_m")
+    assert e2e.transform_for(get("efficientnetv2_m")).resize == 160  # no crop of a 224 image
 
 
 @pytest.mark.parametrize("model", ["uni", "virchow2", "h-optimus-0"])

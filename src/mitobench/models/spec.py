@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -103,9 +104,15 @@ class ModelSpec:
         """The model card's input transform at its own input size."""
         return self.transform_at(self.input_size)
 
-    def transform_at(self, size: int) -> InputTransform:
-        """The model card's transform at another input side, keeping its resize/crop ratio."""
-        resize = round(self.resize_size * size / self.input_size) if self.resize_size else size
+    @property
+    def crop_pct(self) -> float:
+        """input_size / resize_size, as timm's crop_pct (1: resize straight to the input size)."""
+        return self.input_size / self.resize_size if self.resize_size else 1.0
+
+    def transform_at(self, size: int, crop_pct: float | None = None) -> InputTransform:
+        """The model card's transform at another input side (and crop_pct, if given): the image is
+        resized to floor(size / crop_pct), as timm's eval transform, then centre-cropped."""
+        resize = math.floor(size / (crop_pct or self.crop_pct) + 1e-6)
         return InputTransform(size, resize, self.interpolation, self.mean, self.std)
 
     @property

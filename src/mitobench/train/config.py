@@ -54,8 +54,8 @@ class InputConfig(BaseModel):
     """The evaluation-time input transform; a field left None takes the model card's value."""
 
     model_config = ConfigDict(extra="forbid")
-    resize: int | None = Field(None, ge=1)
-    """Side the image is resized to before the centre crop of `input_size` (equal: no crop)."""
+    crop_pct: float | None = Field(None, gt=0, le=1)
+    """`input_size` / the side resized to before the centre crop (timm's crop_pct; 1: no crop)."""
     interpolation: Interpolation | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
@@ -64,11 +64,11 @@ class InputConfig(BaseModel):
 def _e2e_script_augment() -> list[Step]:
     """The end-to-end scripts' train transform (e.g. efficientnetv2_m.py l.26-34), in order."""
     return [
-        Resize(size=224, interpolation="bilinear"),
+        Resize(interpolation="bilinear"),  # to the input size: 224 in the scripts
         HFlip(),
         Rotate(degrees=10),
         ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1),
-        RandomResizedCrop(size=224, scale=(0.8, 1.0)),
+        RandomResizedCrop(scale=(0.8, 1.0)),
     ]
 
 
@@ -121,11 +121,11 @@ class TrainConfig(BaseModel):
 
     def transform_for(self, spec: ModelSpec) -> InputTransform:
         """The evaluation transform of `spec` under this recipe (the model card's where unset)."""
-        card = spec.transform_at(self.input_size or spec.input_size)
         i = self.input
+        card = spec.transform_at(self.input_size or spec.input_size, i.crop_pct)
         return InputTransform(
             size=card.size,
-            resize=i.resize or card.resize,
+            resize=card.resize,
             interpolation=i.interpolation or card.interpolation,
             mean=i.mean or card.mean,
             std=i.std or card.std,
