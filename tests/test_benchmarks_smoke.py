@@ -34,3 +34,19 @@ def test_perf_quick_mode_writes_its_table(real_root: Path, tmp_path: Path) -> No
     assert all(r["reference"] > 0 and r["ours"] > 0 for r in table["rows"])
     assert "| measure | reference | ours | ratio | target |" in run.stdout
     assert set(table["peak_rss_mb"]) >= {"probe/reference", "probe/ours", "train/bare", "infer/bare"}
+
+
+def test_fold_reproduction_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path: Path) -> None:
+    """The GPU reproduction command, with --quick limits: the paper's folds, compared per fold."""
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "reproduce_fold.py"), "--quick", "--fold", "1",
+         "--data-root", str(real_root), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    record = json.loads((tmp_path / "efficientnetv2_m-paper-quick" / "reproduction.json").read_text())
+    assert record["paper_folds"] is True and record["fold"] == 1 and record["epochs_run"] == 1
+    rows = {r["dataset"]: r for r in record["rows"]}
+    assert rows["amibr/test"]["paper_bacc"] == 0.7423  # published_per_fold.csv, EfficientNetV2-M fold 1
+    assert 0 <= rows["amibr/test"]["bacc"] <= 1
+    assert "fold 1 (the paper's folds)" in run.stdout

@@ -64,3 +64,11 @@ def test_not_a_bundle_is_a_user_error(tmp_path: Path, cli) -> None:
     (tmp_path / "p").mkdir()
     code, _, err = cli("predict", tmp_path / "x.safetensors", tmp_path / "p")
     assert code == 2 and "not a readable mitobench bundle" in err and "Traceback" not in err
+
+
+def test_a_run_from_an_older_mitobench_is_a_clear_error(run_dir: Path, tmp_path: Path, cli) -> None:
+    record = json.loads((run_dir / "run.json").read_text())
+    record["train_config"]["augment"] = {"hflip": True, "vflip": True}  # the old AugmentConfig
+    (run_dir / "run.json").write_text(json.dumps(record))
+    code, _, err = cli("export", run_dir, "--out", tmp_path / "b.safetensors")
+    assert code == 2 and "written by an older mitobench" in err and "Traceback" not in err

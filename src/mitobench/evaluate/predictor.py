@@ -156,7 +156,9 @@ def from_bundle(path: Path) -> Predictor:
     if meta.get("format") != BUNDLE_FORMAT:
         raise ConfigError(f"{path}: not a mitobench bundle", "pass a file made by `mitobench export`")
     spec = get(str(meta["model"]))
-    cfg = TrainConfig.model_validate(meta["train_config"])
+    from mitobench.train.run import saved_settings
+
+    cfg = saved_settings(meta["run"], meta["train_config"], str(path))[1]
     run = meta["run"]
     mode = run["mode"]
     encoder = _configured(build(spec, pretrained=False), cfg)

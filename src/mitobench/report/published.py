@@ -49,3 +49,27 @@ def published_per_fold() -> pd.DataFrame:
     return frame.rename(columns={"balanced_accuracy": "paper_bacc", "auroc": "paper_auroc"})[
         ["model", "mode", "dataset", "fold", "paper_bacc", "paper_auroc"]
     ]
+
+
+def compare_fold(per_set: dict[str, dict[str, float]], model: str, mode: str, fold: int) -> pd.DataFrame:
+    """One fold model's balanced accuracy and AUROC per test set beside the paper's same fold.
+
+    `per_set` maps a dataset key (e.g. `amibr/test`) to that fold's metrics.
+    """
+    ref = published_per_fold()
+    ref = ref[(ref["model"] == model) & (ref["mode"] == mode) & (ref["fold"] == fold)].set_index("dataset")
+    rows = []
+    for dataset, m in sorted(per_set.items()):
+        if dataset not in ref.index:
+            continue
+        rows.append(
+            {
+                "dataset": dataset,
+                "bacc": m["balanced_accuracy"],
+                "paper_bacc": float(ref.loc[dataset, "paper_bacc"]),
+                "delta_bacc": m["balanced_accuracy"] - float(ref.loc[dataset, "paper_bacc"]),
+                "auroc": m["auroc"],
+                "paper_auroc": float(ref.loc[dataset, "paper_auroc"]),
+            }
+        )
+    return pd.DataFrame(rows)

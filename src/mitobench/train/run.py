@@ -138,7 +138,18 @@ def load_run_spec(run_dir: Path) -> tuple[RunSpec, TrainConfig]:
             f"{run_dir} is not a mitobench run (no run.json)", "pass a directory made by `mitobench train`"
         )
     record = json.loads(path.read_text())
-    return RunSpec.model_validate(record["spec"]), TrainConfig.model_validate(record["train_config"])
+    return saved_settings(record["spec"], record["train_config"], str(path))
+
+
+def saved_settings(spec: dict[str, Any], cfg: dict[str, Any], where: str) -> tuple[RunSpec, TrainConfig]:
+    """A saved run's settings; ones an older mitobench wrote that no longer validate are a user error."""
+    try:
+        return RunSpec.model_validate(spec), TrainConfig.model_validate(cfg)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{where} was written by an older mitobench ({first_error(exc)})",
+            "retrain it with this version, or use the mitobench version that made it",
+        ) from None
 
 
 def eval_datasets(keys: list[str], data_root: Path) -> tuple[list[Dataset], list[str]]:
