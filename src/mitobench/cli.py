@@ -253,7 +253,7 @@ def models_check(
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, object]:
-    """`--set lr=1e-4 --set augment.hed_sigma=0.1` -> nested dict (values parsed as YAML)."""
+    """`--set lr=1e-4 --set input.crop_pct=0.875` -> nested dict (values parsed as YAML)."""
     import yaml
 
     from mitobench.errors import ConfigError

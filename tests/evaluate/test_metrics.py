@@ -50,3 +50,19 @@ def test_selection_score_equals_the_full_metric() -> None:
     for name in ("balanced_accuracy", "auroc", "mcc"):
         assert selection_score(name, labels, probs, 0.4) == pytest.approx(full[name], abs=1e-12)
     assert np.isnan(selection_score("auroc", np.ones(5, dtype=int), probs[:5], 0.5))
+
+
+def test_threshold_half_on_atypical_is_the_scripts_rule_on_normal() -> None:
+    """The scripts code Normal=1 and call `sigmoid(logit) > 0.5`; we code Atypical=1 and call
+    P(atypical) >= 0.5. With P(atypical) = 1 - P(normal) the calls agree, ties included."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    normal_logit = np.concatenate([rng.normal(0, 2, 200), [0.0, 0.0]])  # two exact ties
+    normal = np.concatenate([rng.integers(0, 2, 200), [0, 1]])
+    script_pred = (torch.sigmoid(torch.tensor(normal_logit)) > 0.5).numpy().astype(int)
+    script_bacc = balanced_accuracy_score(normal, script_pred)
+    p_atypical = 1 - torch.sigmoid(torch.tensor(normal_logit)).numpy()
+    ours = compute(1 - normal, p_atypical, 0.5)
+    assert ours["balanced_accuracy"] == script_bacc
+    assert np.array_equal((p_atypical >= 0.5).astype(int), 1 - script_pred)
