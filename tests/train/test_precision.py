@@ -1,4 +1,4 @@
-"""Device policy: inference chunk sizes."""
+"""Device policy: inference chunk sizes and autocast dtypes, each device branch run on the CPU."""
 
 from __future__ import annotations
 
@@ -14,3 +14,18 @@ def test_cpu_chunks_are_capped_by_pixels_and_gpu_chunks_are_not() -> None:
     assert inference_batch(16, 224, cpu) == 16  # never more than asked
     assert inference_batch(64, 4096, cpu) == 1  # never zero
     assert inference_batch(256, 224, gpu) == 256
+
+
+def test_autocast_dtype_per_precision_and_device() -> None:
+    from mitobench.train.precision import autocast_dtype
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    expected = {
+        "fp32": (None, None),
+        "fp16": (None, torch.float16),  # the scripts' CUDA-only autocast: inert on a CPU
+        "bf16": (torch.bfloat16, torch.bfloat16),
+        "auto": (None, torch.bfloat16),
+    }
+    for precision, (on_cpu, on_gpu) in expected.items():
+        assert autocast_dtype(precision, cpu) == on_cpu
+        assert autocast_dtype(precision, gpu) == on_gpu
