@@ -110,6 +110,7 @@ def worker_probe_ours(args) -> dict:
     from mitobench.train.embeddings import extract
     from mitobench.train.loop import fit
     from mitobench.train.model import Classifier
+    from mitobench.train.rundir import FoldDir
 
     train, folds = _data(args.data_root, args.n)
     cfg = train_config(
@@ -140,7 +141,7 @@ def worker_probe_ours(args) -> dict:
                 EmbeddingBatches(emb[tr], train.labels[tr]),
                 EmbeddingBatches(emb[va], train.labels[va]),
                 cfg,
-                Path(tmp) / f"f{k}",
+                FoldDir(Path(tmp) / f"f{k}", k),
                 torch.device("cpu"),
             )
             scores.append(res.best_score)
@@ -204,7 +205,7 @@ def worker_train_ours(args) -> dict:
     from mitobench.train.batches import ImageBatches
     from mitobench.train.config import train_config
     from mitobench.train.losses import binary_loss
-    from mitobench.train.model import make_classifier
+    from mitobench.train.modes import ModeOptions, get_mode
 
     train, _ = _data(args.data_root, args.n)
     cfg = train_config(
@@ -225,19 +226,21 @@ def worker_train_ours(args) -> dict:
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return binary_loss(logits, y, cfg, None)
 
-    ips = _train_rate(make_classifier(enc, "e2e"), next_batch, loss_fn, args, cfg.lr, cfg.weight_decay)
+    model = get_mode("e2e").classifier(enc, ModeOptions())
+    ips = _train_rate(model, next_batch, loss_fn, args, cfg.lr, cfg.weight_decay)
     return {"images_per_second": ips}
 
 
 def worker_train_bare(args) -> dict:
     """The limit for (b): forward, backward and step of the same model on one pre-made batch."""
-    from mitobench.train.model import make_classifier
+    from mitobench.train.modes import ModeOptions, get_mode
 
     enc = _encoder()
     x = torch.randn(args.train_batch, 3, args.size, args.size, device=_dev())
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.arange(args.train_batch, device=_dev()) % 2
-    ips = _train_rate(make_classifier(enc, "e2e"), lambda: (x, y), _bce, args, lr=1e-4, wd=1e-2)
+    model = get_mode("e2e").classifier(enc, ModeOptions())
+    ips = _train_rate(model, lambda: (x, y), _bce, args, lr=1e-4, wd=1e-2)
     return {"images_per_second": ips}
 
 
@@ -323,8 +326,8 @@ def worker_precision(args) -> dict:
     """The same trained fold models scored on the AMi-Br test split in fp32 and in bf16."""
     from mitobench.data.cache import ImageCache
     from mitobench.data.registry import load
-    from mitobench.evaluate.metrics import compute
-    from mitobench.evaluate.predictor import from_run
+    from mitobench.inference.predictor import from_run
+    from mitobench.metrics.binary import compute
 
     test = load("amibr/test", args.data_root)
     images = ImageCache().load(test)

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from mitobench.data.splits import PAPER_FOLDS_SHA256
     from mitobench.errors import MitobenchError
     from mitobench.report.published import compare_fold
-    from mitobench.train.run import environment, parse_spec, train_run
+    from mitobench.train.run import environment, train_run
+    from mitobench.train.spec import parse_spec
 
     spec = parse_spec(
         {

@@ -38,10 +38,27 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 
 class SplitChoice(str, Enum):
-    """Typed choice so `--help` lists the splits."""
+    """Typed choices, so `--help` lists them (a test keeps them equal to the library's registries)."""
 
     paper = "paper"
     sklearn = "sklearn"
+
+
+class ModeChoice(str, Enum):
+    e2e = "e2e"
+    probe = "probe"
+    lora = "lora"
+
+
+class PresetChoice(str, Enum):
+    paper = "paper"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class ExecutorChoice(str, Enum):
+    inprocess = "inprocess"
+    ray = "ray"
 
 
 def _root(data_root: Path | None) -> Path:
@@ -297,8 +314,26 @@ def train_cmd(
     model: Annotated[
         str | None, typer.Option(help="Model name (mitobench models list) or any timm model.")
     ] = None,
-    mode: Annotated[str | None, typer.Option(help="e2e | probe | lora (default e2e).")] = None,
-    preset: Annotated[str | None, typer.Option(help="paper | cpu | gpu (default paper).")] = None,
+    mode: Annotated[ModeChoice | None, typer.Option(help="Training mode (default e2e).")] = None,
+    preset: Annotated[PresetChoice | None, typer.Option(help="Recipe (default paper).")] = None,
+    train_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Training data: a named split (default amibr/train), or a labelled folder or CSV "
+            "(path, label[, group for slide-grouped folds][, fold for your own split])."
+        ),
+    ] = None,
+    eval_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eval",
+            help="Evaluation set, repeatable: a name or a labelled folder/CSV "
+            "(default: amibr/test, atnorm-br/test, atnorm-md/test).",
+        ),
+    ] = None,
+    split: Annotated[
+        SplitChoice | None, typer.Option(help="How folds are made when the data has no fold column.")
+    ] = None,
     folds: Annotated[str | None, typer.Option(help="Comma-separated folds (default 0,1,2,3,4).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/MODEL-MODE-PRESET).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with the run settings.")] = None,
@@ -308,8 +343,10 @@ def train_cmd(
     ] = None,
     data_root: DataRoot = None,
 ) -> None:
-    """Train a model on each AMi-Br fold and evaluate it on the test sets (resumes if interrupted)."""
-    from mitobench.train.run import parse_spec, train_run
+    """Train a model on each fold of its training data and evaluate it (resumes if interrupted)."""
+    from mitobench.train.run import train_run
+    from mitobench.train.rundir import run_name
+    from mitobench.train.spec import parse_spec
 
     values: dict[str, object] = {}
     if config is not None:
@@ -318,7 +355,15 @@ def train_cmd(
         values = read_yaml(config)
     if weights and "=" in weights and not Path(weights).exists():
         weights = weights.split("=", 1)[1]  # NAME=PATH, as the doctor suggests
-    cli_values = {"model": model, "mode": mode, "preset": preset, "weights": weights}
+    cli_values = {
+        "model": model,
+        "mode": mode.value if mode else None,
+        "preset": preset.value if preset else None,
+        "split": split.value if split else None,
+        "train_data": train_data,
+        "eval_sets": eval_ or None,
+        "weights": weights,
+    }
     values.update({k: v for k, v in cli_values.items() if v is not None})
     if folds is not None:
         try:
@@ -338,7 +383,7 @@ def train_cmd(
             "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
         )
     spec = parse_spec(values)
-    run_dir = out or Path("runs") / f"{spec.model}-{spec.mode}-{spec.preset}"
+    run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset)
     root = _root(data_root)
     with RichProgress() as progress:
         result = train_run(spec, run_dir, root, progress)
@@ -358,15 +403,15 @@ def evaluate_cmd(
 ) -> None:
     """Show a run's metrics; with --dataset, score its fold models on more labelled data first."""
     from mitobench.evaluate.evaluate_run import evaluate_run
-    from mitobench.evaluate.results import write_summary
-    from mitobench.train.run import load_run_spec
+    from mitobench.train.rundir import RunDir
+    from mitobench.train.spec import load_run_spec
 
-    load_run_spec(run)
+    load_run_spec(RunDir(run))
     if dataset:
         with RichProgress() as progress:
             summary = evaluate_run(run, dataset, _root(data_root), tta=tta, progress=progress)
     else:
-        summary = write_summary(run)
+        summary = RunDir(run).write_summary()
     _print_summary(summary, f"{run}")
 
 
@@ -382,7 +427,8 @@ def predict_cmd(
     """Classify new patches with a run's fold ensemble (mean probability)."""
     from mitobench.data.cache import ImageCache
     from mitobench.data.custom import load_csv, load_unlabelled_folder
-    from mitobench.evaluate.predictor import from_bundle, from_run
+    from mitobench.inference.bundle import from_bundle
+    from mitobench.inference.predictor import from_run
     from mitobench.paths import atomic_path
     from mitobench.train.batches import PATCH_SIZE
 
@@ -407,7 +453,8 @@ def export_cmd(
     out: Annotated[Path, typer.Option(help="Bundle file to write.")] = Path("model.safetensors"),
 ) -> None:
     """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
-    from mitobench.evaluate.predictor import export_bundle, from_run
+    from mitobench.inference.bundle import export_bundle
+    from mitobench.inference.predictor import from_run
 
     predictor = from_run(run)
     export_bundle(predictor, out)
@@ -421,7 +468,7 @@ def export_cmd(
 def run_cmd(
     config: Annotated[str, typer.Argument(help="A grid YAML file, or a packaged config: paper, cpu, quick.")],
     results: Annotated[Path | None, typer.Option(help="Results directory (default results/NAME).")] = None,
-    executor: Annotated[str, typer.Option(help="inprocess | ray")] = "inprocess",
+    executor: Annotated[ExecutorChoice, typer.Option(help="Where the jobs run.")] = ExecutorChoice.inprocess,
     address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster.")] = None,
     report: Annotated[bool, typer.Option(help="Write the report when the grid is done.")] = True,
     data_root: DataRoot = None,
@@ -429,16 +476,13 @@ def run_cmd(
     """Run a benchmark grid (model × mode × fold); finished jobs are skipped, failed ones recorded."""
     from mitobench.benchmark.grid import load_grid
     from mitobench.benchmark.runner import plan, run_grid
-    from mitobench.errors import ConfigError
 
-    if executor not in ("inprocess", "ray"):
-        raise ConfigError(f"unknown executor {executor!r}", "use --executor inprocess or --executor ray")
     grid = load_grid(config)
     results_dir = results or Path("results") / grid.name
     root = _root(data_root)
     err_console.print(f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir}")
     with RichProgress() as progress:
-        outcome = run_grid(grid, results_dir, root, executor, address, progress)
+        outcome = run_grid(grid, results_dir, root, executor.value, address, progress)
     out_console.print(
         f"{len(outcome.done)} done, {len(outcome.skipped)} already finished, {len(outcome.failed)} failed"
     )

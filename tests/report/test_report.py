@@ -149,7 +149,7 @@ def test_published_figures_only_beside_paper_runs_with_the_papers_spread() -> No
 
 def test_per_fold_comparison_only_for_jobs_on_the_papers_folds() -> None:
     from mitobench.data.splits import PAPER_FOLDS_SHA256
-    from mitobench.evaluate.metrics import compute
+    from mitobench.metrics.binary import compute
     from mitobench.report.published import published_per_fold
     from mitobench.report.tables import per_fold_table
 

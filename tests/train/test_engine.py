@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mitobench.train.run import RunSpec, parse_spec, train_run
+from mitobench.train.run import train_run
+from mitobench.train.spec import RunSpec, parse_spec
 
 FAST = {"input_size": 32, "batch_size": 16, "eval_batch_size": 64, "precision": "fp32"}
 
@@ -130,10 +131,11 @@ def test_probe_reuses_cached_embeddings(separable_root: Path, tmp_path: Path, me
 
 def test_lora_trains_adapters_and_head_only(separable_root: Path, tmp_path: Path) -> None:
     from mitobench.models.builder import build
-    from mitobench.train.model import make_classifier
+    from mitobench.train.modes import ModeOptions, get_mode
 
     tiny = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 64, "num_heads": 2}
-    model = make_classifier(build("vit_tiny_patch16_224", pretrained=False, overrides=tiny), "lora")
+    encoder = build("vit_tiny_patch16_224", pretrained=False, overrides=tiny)
+    model = get_mode("lora").classifier(encoder, ModeOptions())
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
     assert any(".qkv.lora_A" in n for n in trainable) and any(".fc2.lora_B" in n for n in trainable)
@@ -185,6 +187,7 @@ def test_each_epoch_runs_the_final_partial_batch_unless_dropped(
     from mitobench.train.config import train_config
     from mitobench.train.loop import fit
     from mitobench.train.model import Classifier
+    from mitobench.train.rundir import FoldDir
 
     seen: list[int] = []
 
@@ -198,5 +201,5 @@ def test_each_epoch_runs_the_final_partial_batch_unless_dropped(
     train = Recording(rng.normal(size=(21, 4)).astype(np.float32), np.arange(21) % 2)
     val = EmbeddingBatches(rng.normal(size=(6, 4)).astype(np.float32), np.arange(6) % 2)
     cfg = train_config("probe", "paper", {"max_epochs": 1, "drop_last": drop_last})
-    fit(Classifier(None, 4), train, val, cfg, tmp_path, torch.device("cpu"))
+    fit(Classifier(None, 4), train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"))
     assert seen == sizes

@@ -130,7 +130,7 @@ def test_lora_adapts_the_modules_the_scripts_peft_config_adapts(model: str) -> N
     from peft import get_peft_model
 
     from mitobench.models.builder import build, create_network
-    from mitobench.train.model import make_classifier
+    from mitobench.train.modes import ModeOptions, get_mode
 
     (call,) = calls(model, "lora", "LoraConfig")
     script_cfg = PeftLoraConfig(**{kw.arg: ast.literal_eval(kw.value) for kw in call.keywords})
@@ -138,7 +138,7 @@ def test_lora_adapts_the_modules_the_scripts_peft_config_adapts(model: str) -> N
     theirs = get_peft_model(create_network(get(model), None, {"depth": 1}, num_classes=1), script_cfg)
     adapted_theirs = {n.removeprefix("base_model.model.").rsplit(".lora_A", 1)[0]
                       for n, _ in theirs.named_parameters() if ".lora_A" in n}  # fmt: skip
-    ours = make_classifier(build(model, pretrained=False, overrides={"depth": 1}), "lora")
+    ours = get_mode("lora").classifier(build(model, pretrained=False, overrides={"depth": 1}), ModeOptions())
     adapted_ours = {n.removeprefix("encoder.network.").rsplit(".lora_A", 1)[0]
                     for n, p in ours.named_parameters() if ".lora_A" in n and p.requires_grad}  # fmt: skip
     assert adapted_ours == adapted_theirs

@@ -13,7 +13,7 @@ from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
 from mitobench.train.config import LoraConfig, Mode, ProbeConfig
-from mitobench.train.run import RunSpec, parse_spec
+from mitobench.train.spec import RunSpec, parse_spec
 
 
 class GridEntry(BaseModel):

@@ -6,31 +6,15 @@ recorded with its error and the rest go on.
 
 from __future__ import annotations
 
-import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mitobench.benchmark.executors import Executor, JobContext, map_inprocess, map_ray
 from mitobench.benchmark.grid import GridConfig
-from mitobench.benchmark.store import ResultsStore
-from mitobench.errors import MitobenchError
-from mitobench.evaluate.results import write_summary
+from mitobench.benchmark.jobs import Job, run_dir_for
 from mitobench.progress import Progress
-from mitobench.train.run import RunSpec, environment, train_run
-
-
-@dataclass(frozen=True)
-class Job:
-    """One fold of one (model, mode) run."""
-
-    spec: RunSpec
-    fold: int
-    run_dir: Path
-
-    @property
-    def key(self) -> str:
-        return f"{self.spec.model}/{self.spec.mode}/{self.spec.preset}/fold_{self.fold}"
+from mitobench.train.rundir import RunDir
 
 
 @dataclass
@@ -40,71 +24,27 @@ class GridResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def run_dir_for(results_dir: Path, spec: RunSpec) -> Path:
-    return results_dir / "runs" / f"{spec.model}-{spec.mode}-{spec.preset}"
-
-
 def plan(grid: GridConfig, results_dir: Path) -> list[Job]:
+    """Every job of the grid, in the config's order."""
     return [Job(spec, k, run_dir_for(results_dir, spec)) for spec in grid.run_specs() for k in spec.folds]
-
-
-def run_job(
-    job: Job,
-    results_dir: Path,
-    data_root: Path,
-    progress: Progress | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> tuple[str, str | None]:
-    """Train/evaluate one job and record it; returns (status, error). Safe to call in any process."""
-    store = ResultsStore(results_dir)
-    if store.status(job.key) == "done" and (job.run_dir / f"fold_{job.fold}" / "done.json").is_file():
-        return "skipped", None
-    spec = job.spec.model_copy(update={"folds": [job.fold]})
-    store.start(
-        job.key,
-        {
-            "model": spec.model,
-            "mode": spec.mode,
-            "preset": spec.preset,
-            "fold": job.fold,
-            "spec": spec.model_dump(mode="json"),
-            "environment": environment(),
-        },
-    )
-    started = time.perf_counter()
-    try:
-        train_run(spec, job.run_dir, data_root, progress, **(overrides or {}))
-    except MitobenchError as exc:
-        store.fail(job.key, str(exc))
-        return "failed", str(exc)
-    except Exception as exc:  # a crash in one job must not stop the grid
-        store.fail(job.key, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
-        return "failed", f"{type(exc).__name__}: {exc}"
-    fold_dir = job.run_dir / f"fold_{job.fold}"
-    if not (fold_dir / "done.json").is_file():  # stopped before the end: resumable later
-        store.fail(job.key, "interrupted")
-        return "interrupted", "interrupted"
-    store.finish(job.key, fold_dir, time.perf_counter() - started)
-    return "done", None
 
 
 def run_grid(
     grid: GridConfig,
     results_dir: Path,
     data_root: Path,
-    executor: str = "inprocess",
+    executor: Executor | str = Executor.inprocess,
     address: str | None = None,
     progress: Progress | None = None,
     job_overrides: dict[str, Any] | None = None,
 ) -> GridResult:
     """Run every job of the grid with the chosen executor; summaries are refreshed at the end."""
     jobs = plan(grid, results_dir)
-    if executor == "ray":
-        from mitobench.benchmark.ray_executor import run_with_ray
-
-        outcomes = run_with_ray(jobs, results_dir, data_root, grid.resources, address, job_overrides)
+    ctx = JobContext(results_dir, data_root, job_overrides or {}, grid.resources)
+    if Executor(executor) is Executor.ray:
+        outcomes = map_ray(jobs, ctx, address)
     else:
-        outcomes = [run_job(job, results_dir, data_root, progress, job_overrides) for job in jobs]
+        outcomes = map_inprocess(jobs, ctx, progress)
     result = GridResult()
     for job, (status, error) in zip(jobs, outcomes, strict=True):
         if status == "done":
@@ -115,5 +55,5 @@ def run_grid(
             result.failed[job.key] = error or "unknown error"
     for run_dir in sorted({job.run_dir for job in jobs}):
         if run_dir.is_dir():
-            write_summary(run_dir)
+            RunDir(run_dir).write_summary()
     return result

@@ -16,6 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from mitobench.metrics.binary import compute
+from mitobench.train.rundir import FoldDir, set_key
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY, model TEXT, mode TEXT, preset TEXT, fold INTEGER, status TEXT,
@@ -86,14 +89,12 @@ class ResultsStore:
                 (error, time.time(), job),
             )
 
-    def finish(self, job: str, fold_dir: Path, seconds: float) -> None:
+    def finish(self, job: str, fold: FoldDir, seconds: float) -> None:
         """Record a finished fold: its metrics and every prediction file, in one transaction."""
-        from mitobench.evaluate.metrics import compute
-
-        done = json.loads((fold_dir / "done.json").read_text())
+        done = fold.read_done()
         rows_m, rows_p = [], []
-        for csv in sorted((fold_dir / "predictions").glob("*.csv")):
-            dataset = csv.stem.replace("__", "/")
+        for csv in fold.prediction_files():
+            dataset = set_key(csv)
             frame = pd.read_csv(csv)
             variants = {"fold": frame["prob"]}
             if "prob_tta" in frame:

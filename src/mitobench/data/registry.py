@@ -129,3 +129,17 @@ def load(key: str, data_root: Path) -> Dataset:
             "or point --data-root elsewhere",
         )
     return spec.loader(data_root, split)
+
+
+def load_present(keys: list[str], data_root: Path) -> tuple[list[Dataset], list[str]]:
+    """The datasets `keys` names that are present (named splits under the data root, custom
+    folders / CSVs), and the named keys whose dataset is absent from the data root."""
+    have = set(present(data_root)) if data_root.is_dir() else set()
+    found, missing = [], []
+    for key in keys:
+        name = key.split("/")[0].lower()
+        if name in DATASETS and name not in have:
+            missing.append(key)
+        else:
+            found.append(load(key, data_root))
+    return found, missing

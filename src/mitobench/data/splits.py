@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import sklearn
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from mitobench.data.dataset import Dataset
+from mitobench.errors import DataError
 
 N_FOLDS = 5
 SEED = 42
@@ -96,13 +98,58 @@ def assign_folds(
     raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
 
 
+def training_folds(
+    dataset: Dataset, n_splits: int = N_FOLDS, seed: int = SEED, split: SplitName = "paper"
+) -> tuple[np.ndarray, str]:
+    """(fold of each sample, how they were made) for any labelled training set.
+
+    A `fold` column is the user's own split; else folds are stratified by label and grouped by
+    `group` (slide) when every sample has one, else stratified only.
+    """
+    frame = dataset.frame
+    if "fold" in frame.columns:
+        folds = pd.to_numeric(frame["fold"], errors="coerce")
+        if folds.isna().any() or (folds < 0).any() or (folds % 1 != 0).any():
+            raise DataError(
+                f"{dataset.key}: the fold column must hold a whole number >= 0 on every row",
+                "fix the fold column, or drop it to let mitobench make stratified folds",
+            )
+        return folds.to_numpy(dtype=np.int64), "column"
+    groups = frame["group"]
+    if groups.notna().all():
+        _check_enough(dataset, groups.to_numpy(), n_splits, "slides (groups)")
+        return assign_folds(dataset, n_splits, seed, split), split
+    if groups.notna().any():
+        raise DataError(
+            f"{dataset.key}: {int(groups.isna().sum())} of {len(frame)} samples have no group",
+            "give every row a group (slide), or none to split by figure",
+        )
+    _check_enough(dataset, np.arange(len(frame)), n_splits, "figures")
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds_ = np.empty(len(frame), dtype=np.int64)
+    for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(frame)), dataset.labels)):
+        folds_[val_idx] = k
+    return folds_, "stratified"
+
+
+def _check_enough(dataset: Dataset, units: np.ndarray, n_splits: int, what: str) -> None:
+    """Every class must reach every fold: refuse a class with fewer groups than folds."""
+    for label, name in ((1, "atypical"), (0, "normal")):
+        n = len(set(units[dataset.labels == label]))
+        if n < n_splits:
+            raise DataError(
+                f"{dataset.key}: the {name} class has {n} {what}, fewer than the {n_splits} folds",
+                "add data, or give the CSV a `fold` column with your own split",
+            )
+
+
 def folds_fingerprint(ids: Sequence[str], folds: np.ndarray) -> str:
     """sha256 of the (id, fold) pairs: two runs trained on the same folds share it."""
     text = "\n".join(f"{i}\t{int(f)}" for i, f in zip(ids, folds, strict=True))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def split_record(dataset: Dataset, folds: np.ndarray, split: SplitName) -> dict[str, str]:
+def split_record(dataset: Dataset, folds: np.ndarray, split: str) -> dict[str, str]:
     """What a run stores about its folds: the split's name, its hash, the scikit-learn in use."""
     return {"split": split, "sha256": folds_fingerprint(dataset.ids, folds), "sklearn": sklearn.__version__}
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from mitobench.data.cache import ImageCache
 from mitobench.data.registry import load
-from mitobench.evaluate.predictor import from_run
-from mitobench.evaluate.results import set_file, write_predictions, write_summary
+from mitobench.inference.predictor import from_run
 from mitobench.progress import Progress
+from mitobench.train.rundir import RunDir
 
 
 def evaluate_run(
@@ -21,17 +21,12 @@ def evaluate_run(
     """Predict every finished fold on each dataset (labels required) and rewrite metrics.json."""
     datasets = [load(key, data_root) for key in dataset_keys]
     predictor = from_run(run_dir)
+    run = RunDir(run_dir)
     cache = ImageCache()
     for ds in datasets:
         images = cache.load(ds, progress)
         probs = predictor.fold_probs(images, progress=progress)
         tta_probs = predictor.fold_probs(images, tta=True, progress=progress) if tta else {}
         for k, p in probs.items():
-            write_predictions(
-                run_dir / f"fold_{k}" / "predictions" / set_file(ds.key),
-                ds.ids,
-                ds.labels,
-                p,
-                tta_probs.get(k),
-            )
-    return write_summary(run_dir)
+            run.fold(k).write_predictions(ds.key, ds.ids, ds.labels, p, tta_probs.get(k))
+    return run.write_summary()

@@ -16,7 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from mitobench.data.dataset import Dataset
-from mitobench.evaluate.metrics import compute
+from mitobench.metrics.binary import compute
 
 
 def vote_columns(frame: pd.DataFrame) -> list[str]:

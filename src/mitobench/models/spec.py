@@ -86,6 +86,8 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pooling: Pooling = Pooling.CLS
+    convolutional: bool = False
+    """A CNN: runs faster in channels-last memory format, and BatchNorm folds into its convolutions."""
     gated: bool = False
     licence: str = ""
     lora_targets: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2")
@@ -137,6 +139,7 @@ class ModelSpec:
             "mean": list(self.mean),
             "std": list(self.std),
             "pooling": self.pooling.value,
+            "convolutional": self.convolutional,
             "gated": self.gated,
             "licence": self.licence,
             "lora_targets": list(self.lora_targets),

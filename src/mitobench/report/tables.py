@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mitobench.evaluate.bootstrap import bootstrap_ci
-from mitobench.evaluate.metrics import compute
+from mitobench.metrics.binary import compute
+from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
 from mitobench.report.published import PAPER_PRESET, published, published_per_fold
 

@@ -18,10 +18,11 @@ from safetensors.torch import load_file, save_file
 
 from mitobench.data.dataset import Dataset
 from mitobench.models.encoder import Encoder
-from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path, atomic_write_text, cache_dir
 from mitobench.progress import NullProgress, Progress
-from mitobench.train.precision import autocast, autocast_dtype, inference_batch
+from mitobench.train.batches import ImageBatches
+from mitobench.train.loop import batched_outputs
+from mitobench.train.precision import autocast_dtype, inference_batch
 
 FORMAT = "2"
 """2: keyed by the encoder's transform and pooling. Format 1 entries may hold embeddings of blank
@@ -99,7 +100,6 @@ class EmbeddingCache:
         return emb
 
 
-@torch.inference_mode()
 def extract(
     encoder: Encoder,
     images: np.ndarray,
@@ -111,24 +111,15 @@ def extract(
     """Embed uint8 images in batches (no augmentation)."""
     progress = progress or NullProgress()
     encoder.eval().to(dev)
-    dtype = autocast_dtype(precision, dev)
+    cnn = encoder.spec.convolutional
+    if cnn:
+        encoder.to(memory_format=torch.channels_last)
     out = np.empty((len(images), encoder.embed_dim), dtype=np.float32)
+    data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), encoder, [], cnn, dev)
+    batch = inference_batch(batch_size, encoder.transform.size, dev)
     progress.start(f"embedding with {encoder.spec.name}", len(images))
-    cnn = encoder.spec.pooling.value == "pooled"
-    fast: torch.nn.Module | None = None
-    batch_size = inference_batch(batch_size, encoder.transform.size, dev)
-    for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(images[start : start + batch_size])
-        x = encoder.prepare(chunk.to(dev))
-        if cnn:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if fast is None:  # BatchNorm folded into the convolutions, checked on this batch
-            fast = inference_copy(encoder, x[:2])
-            if cnn:
-                fast = fast.to(memory_format=torch.channels_last)
-        with autocast(dtype, dev):
-            emb = fast(x)
-        out[start : start + len(chunk)] = emb.float().cpu().numpy()
-        progress.advance(len(chunk))
+    dtype = autocast_dtype(precision, dev)
+    for idx, emb in batched_outputs(encoder, len(images), data.get, batch, dtype, dev, progress):
+        out[idx] = emb.float().cpu().numpy()
     progress.finish()
     return out

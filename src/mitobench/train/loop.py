@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -15,15 +14,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mitobench.errors import MitobenchError
-from mitobench.evaluate.metrics import best_threshold, selection_score
+from mitobench.metrics.binary import best_threshold, selection_score
 from mitobench.models.fusion import inference_copy
-from mitobench.paths import atomic_path, atomic_write_text
+from mitobench.paths import atomic_path
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.batches import ImageBatches
 from mitobench.train.config import TrainConfig
 from mitobench.train.losses import binary_loss
 from mitobench.train.model import Classifier, load_trainable_state, trainable_state
 from mitobench.train.precision import autocast, autocast_dtype, inference_batch
+from mitobench.train.rundir import FoldDir
 
 
 class Batches(Protocol):
@@ -50,11 +50,6 @@ class FitResult:
     seconds: float = 0.0
 
 
-BEST = "best.safetensors"
-LAST = "last.pt"
-DONE = "fit.json"
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -69,6 +64,32 @@ def _compute_dtype(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device) 
 
 
 @torch.inference_mode()
+def batched_outputs(
+    module: torch.nn.Module,
+    n: int,
+    get: Callable[[np.ndarray], torch.Tensor],
+    batch: int,
+    dtype: torch.dtype | None,
+    dev: torch.device,
+    progress: Progress,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(indices, output) chunk by chunk: the one inference loop (predictions and embeddings).
+
+    The module runs as a copy with BatchNorm folded into its convolutions, checked on the first
+    chunk; `get(indices)` makes each chunk's input on `dev`.
+    """
+    fast: torch.nn.Module | None = None
+    for start in range(0, n, batch):
+        idx = np.arange(start, min(n, start + batch))
+        x = get(idx)
+        if fast is None:
+            fast = inference_copy(module, x[:2])
+        with autocast(dtype, dev):
+            out = fast(x)
+        progress.advance(len(idx))
+        yield idx, out
+
+
 def predict_probs(
     model: torch.nn.Module,
     data: Batches,
@@ -89,17 +110,12 @@ def predict_probs(
     batch = cfg.eval_batch_size
     if isinstance(data, ImageBatches):
         batch = inference_batch(batch, data.input_size, dev)
-    fast: torch.nn.Module | None = None
     for code in codes:
-        for start in range(0, n, batch):
-            idx = np.arange(start, min(n, start + batch))
-            x = data.get(idx, dihedral_code=code).to(dev)
-            if fast is None:  # BatchNorm folded into the convolutions, checked on this batch
-                fast = inference_copy(model, x[:2])
-            with autocast(dtype, dev):
-                logits = fast(x)
+        chunks = batched_outputs(
+            model, n, lambda idx, c=code: data.get(idx, dihedral_code=c), batch, dtype, dev, progress
+        )
+        for idx, logits in chunks:
             out[idx] += torch.sigmoid(logits.float()).cpu().numpy()
-            progress.advance(len(idx))
     progress.finish()
     return out / len(codes)
 
@@ -140,7 +156,7 @@ def fit(
     train: Batches,
     val: Batches,
     cfg: TrainConfig,
-    workdir: Path,
+    fold: FoldDir,
     dev: torch.device,
     progress: Progress | None = None,
     stop_after_epochs: int | None = None,
@@ -152,10 +168,10 @@ def fit(
     early (as an interruption would) and is for tests.
     """
     progress = progress or NullProgress()
-    workdir.mkdir(parents=True, exist_ok=True)
-    if (workdir / DONE).is_file():
-        load_trainable_state(model, load_file(str(workdir / BEST)))
-        return FitResult(**json.loads((workdir / DONE).read_text()))
+    fold.path.mkdir(parents=True, exist_ok=True)
+    if fold.is_fitted():
+        load_trainable_state(model, load_file(str(fold.best)))
+        return FitResult(**fold.read_fit())
     seed_everything(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     labels = train.labels
@@ -170,8 +186,15 @@ def fit(
     sample_w = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
     pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
     dtype = _compute_dtype(model, cfg, dev)
-    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad": 0, "threshold": 0.5, "history": []}
-    last = workdir / LAST
+    state = {
+        "epoch": 0,
+        "best_score": -math.inf,
+        "best_epoch": -1,
+        "epochs_without_improvement": 0,
+        "threshold": 0.5,
+        "history": [],
+    }
+    last = fold.last
     if last.is_file():
         saved = torch.load(last, map_location="cpu", weights_only=False)
         load_trainable_state(model, saved["model"])
@@ -226,15 +249,18 @@ def fit(
             }
         )
         if score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch + 1, bad=0, threshold=threshold)
-            with atomic_path(workdir / BEST) as tmp:
+            state.update(
+                best_score=score, best_epoch=epoch + 1, epochs_without_improvement=0, threshold=threshold
+            )
+            with atomic_path(fold.best) as tmp:
                 save_file(trainable_state(model), str(tmp))
         else:
-            state["bad"] += 1
+            state["epochs_without_improvement"] += 1
         state["epoch"] = epoch + 1
         state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - epoch_started
         run_epochs += 1
-        stop = cfg.early_stopping_patience is not None and state["bad"] >= cfg.early_stopping_patience
+        patience = cfg.early_stopping_patience
+        stop = patience is not None and state["epochs_without_improvement"] >= patience
         if stop:
             state["epoch"] = cfg.max_epochs
         with atomic_path(last) as tmp:
@@ -253,7 +279,7 @@ def fit(
         return FitResult(
             state["best_epoch"], state["best_score"], state["threshold"], state["epoch"], state["history"]
         )
-    load_trainable_state(model, load_file(str(workdir / BEST)))
+    load_trainable_state(model, load_file(str(fold.best)))
     result = FitResult(
         best_epoch=state["best_epoch"],
         best_score=float(state["best_score"]),
@@ -262,6 +288,6 @@ def fit(
         history=state["history"],
         seconds=state.get("seconds", 0.0),
     )
-    atomic_write_text(workdir / DONE, json.dumps(result.__dict__, indent=1))
+    fold.write_fit(result.__dict__)
     last.unlink(missing_ok=True)
     return result

@@ -1,4 +1,4 @@
-"""A classifier is an encoder plus one logit; which parameters train depends on the mode."""
+"""A classifier is an encoder plus one logit; which parameters train is the mode's business."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from mitobench.models.encoder import Encoder
-from mitobench.train.config import LoraConfig, Mode
 
 
 class Classifier(nn.Module):
@@ -22,21 +21,6 @@ class Classifier(nn.Module):
         return self.head(features.float() if features.dtype != self.head.weight.dtype else features).squeeze(
             -1
         )
-
-
-def make_classifier(encoder: Encoder, mode: Mode, lora: LoraConfig | None = None) -> Classifier:
-    """e2e: everything trains; lora: adapters + head; probe: head only, on embeddings."""
-    if mode == "probe":
-        return Classifier(None, encoder.embed_dim)
-    if mode == "lora":
-        from mitobench.train.lora import apply_lora
-
-        apply_lora(encoder, lora or LoraConfig())
-    model = Classifier(encoder, encoder.embed_dim)
-    if mode == "e2e":
-        for p in model.parameters():
-            p.requires_grad_(True)
-    return model
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,8 +1,8 @@
-"""One run: a model in one mode, trained on each requested AMi-Br fold, evaluated on the test sets."""
+"""Training a run: a model in one mode, fold by fold on its training data, each fold model
+evaluated on the evaluation sets. Finished folds are kept; an interrupted one resumes."""
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -11,69 +11,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mitobench import __version__
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
-from mitobench.data.registry import DATASETS, EVAL_SETS, load, present
-from mitobench.data.splits import N_FOLDS, SplitName, assign_folds, fold_split, split_record
+from mitobench.data.registry import load, load_present
+from mitobench.data.splits import fold_split, split_record, training_folds
 from mitobench.errors import ConfigError
-from mitobench.evaluate.results import set_file, write_predictions, write_summary
 from mitobench.models.builder import build
 from mitobench.models.encoder import Encoder
-from mitobench.paths import atomic_write_text
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.batches import EmbeddingBatches, ImageBatches
-from mitobench.train.config import (
-    LoraConfig,
-    Mode,
-    PresetName,
-    ProbeConfig,
-    TrainConfig,
-    first_error,
-    train_config,
-)
+from mitobench.train.config import TrainConfig
 from mitobench.train.embeddings import EmbeddingCache
-from mitobench.train.loop import fit, predict_probs, seed_everything
-from mitobench.train.model import Classifier, make_classifier
+from mitobench.train.loop import predict_probs, seed_everything
+from mitobench.train.modes import TrainingMode, get_mode
 from mitobench.train.precision import device
+from mitobench.train.rundir import FoldDir, RunDir
+from mitobench.train.spec import RunSpec
 
-
-class RunSpec(BaseModel):
-    """What to run; everything else comes from the preset. Saved as `run.json`."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str
-    mode: Mode = "e2e"
-    preset: PresetName = "paper"
-    split: SplitName = "paper"
-    """`paper`: the reference's folds on every scikit-learn; `sklearn`: the installed release's."""
-    folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
-    eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
-    weights: str | None = None
-    """Local weight file or folder (hub layout); None uses the model's default source."""
-    train: dict[str, Any] = Field(default_factory=dict)
-    """Overrides of the preset's training settings (see TrainConfig)."""
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    probe: ProbeConfig = Field(default_factory=ProbeConfig)
-
-    def resolved(self) -> TrainConfig:
-        return train_config(self.mode, self.preset, self.train, model=self.model)
-
-
-def parse_spec(values: dict[str, Any]) -> RunSpec:
-    try:
-        spec = RunSpec.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"invalid run settings: {first_error(exc)}", "fix the config or command-line options"
-        ) from None
-    bad = [k for k in spec.folds if not 0 <= k < N_FOLDS]
-    if bad:
-        raise ConfigError(f"fold {bad[0]} does not exist", f"folds are 0..{N_FOLDS - 1}")
-    spec.resolved()
-    return spec
+VAL_SET = "amibr/val"
+"""Where each fold's validation predictions are filed (the fold's held-out training figures)."""
 
 
 @dataclass
@@ -99,70 +57,28 @@ def environment() -> dict[str, str]:
     }
 
 
-def _check_run_dir(run_dir: Path, spec: RunSpec, cfg: TrainConfig, folds: dict[str, str]) -> None:
+def _check_run_dir(run: RunDir, spec: RunSpec, cfg: TrainConfig, folds: dict[str, str]) -> None:
     """Write run.json, or check that the run already there is this one, on the same folds."""
     record = {"spec": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
-    path = run_dir / "run.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
+    if run.has_record():
+        old = run.read_record()
         # which folds to train now is not part of a run's identity: jobs add folds to one run
         old_spec = {k: v for k, v in old.get("spec", {}).items() if k != "folds"}
         new_spec = {k: v for k, v in record["spec"].items() if k != "folds"}
         if old_spec != new_spec or old.get("train_config") != record["train_config"]:
             raise ConfigError(
-                f"{run_dir} holds a different run (its run.json differs)",
+                f"{run.path} holds a different run (its run.json differs)",
                 "choose another output directory, or delete that one to start over",
             )
-        old_folds = old.get("folds", {}).get("sha256")
-        if old_folds != folds["sha256"]:
+        if old.get("folds", {}).get("sha256") != folds["sha256"]:
             made = old.get("folds", {}).get("sklearn", "an unrecorded scikit-learn")
             raise ConfigError(
-                f"{run_dir} was trained on other folds (made with scikit-learn {made}; "
+                f"{run.path} was trained on other folds (made with scikit-learn {made}; "
                 f"these are the {folds['split']!r} folds under {folds['sklearn']})",
                 "resume it where it was made, or train into a new directory",
             )
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        path,
-        json.dumps(
-            {**record, "folds": folds, "environment": environment(), "created": time.time()}, indent=1
-        ),
-    )
-
-
-def load_run_spec(run_dir: Path) -> tuple[RunSpec, TrainConfig]:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"{run_dir} is not a mitobench run (no run.json)", "pass a directory made by `mitobench train`"
-        )
-    record = json.loads(path.read_text())
-    return saved_settings(record["spec"], record["train_config"], str(path))
-
-
-def saved_settings(spec: dict[str, Any], cfg: dict[str, Any], where: str) -> tuple[RunSpec, TrainConfig]:
-    """A saved run's settings; ones an older mitobench wrote that no longer validate are a user error."""
-    try:
-        return RunSpec.model_validate(spec), TrainConfig.model_validate(cfg)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"{where} was written by an older mitobench ({first_error(exc)})",
-            "retrain it with this version, or use the mitobench version that made it",
-        ) from None
-
-
-def eval_datasets(keys: list[str], data_root: Path) -> tuple[list[Dataset], list[str]]:
-    """The evaluation sets present under the data root, and the names of those missing."""
-    have = set(present(data_root))
-    found, missing = [], []
-    for key in keys:
-        name = key.split("/")[0].lower()
-        if name in DATASETS and name not in have:
-            missing.append(key)
-        else:
-            found.append(load(key, data_root))
-    return found, missing
+    run.write_record({**record, "folds": folds, "environment": environment(), "created": time.time()})
 
 
 def _build_encoder(
@@ -176,6 +92,41 @@ def _build_encoder(
     seed_everything(seed)
     encoder = build(spec.model, weights=spec.weights, pretrained=pretrained, overrides=overrides)
     return encoder.configure(cfg.transform_for(encoder.spec), cfg.pooling_for(encoder.spec))
+
+
+@dataclass
+class _Data:
+    """Every set a run touches, decoded once: images (and, for a probe, embeddings) by name."""
+
+    images: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    keys: dict[str, str]
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def batches(
+        self,
+        name: str,
+        idx: np.ndarray | None,
+        encoder: Encoder | None,
+        cfg: TrainConfig,
+        dev: torch.device,
+        train: bool = False,
+    ) -> ImageBatches | EmbeddingBatches:
+        labels = self.labels[name] if idx is None else self.labels[name][idx]
+        if encoder is None:
+            emb = self.embeddings[name]
+            return EmbeddingBatches(emb if idx is None else emb[idx], labels, dev)
+        images = self.images[name] if idx is None else self.images[name][idx]
+        cnn = encoder.spec.convolutional and cfg.channels_last
+        return ImageBatches(images, labels, encoder, cfg.augment if train else [], cnn, dev)
+
+
+def _load(sets: list[Dataset], cache: ImageCache, progress: Progress) -> _Data:
+    images, labels, keys = {}, {}, {}
+    for ds in sets:
+        images[ds.key], keys[ds.key] = cache.load_keyed(ds, progress)
+        labels[ds.key] = ds.labels
+    return _Data(images, labels, keys)
 
 
 def train_run(
@@ -192,133 +143,110 @@ def train_run(
     `pretrained=False` and `model_overrides` build a random / reduced model (tests).
     """
     progress = progress or NullProgress()
+    run = RunDir(run_dir)
     cfg = spec.resolved()
-    train_set = load("amibr/train", data_root)
-    folds = assign_folds(train_set, split=spec.split)
-    fold_record = split_record(train_set, folds, spec.split)
-    _check_run_dir(run_dir, spec, cfg, fold_record)
-    if all((run_dir / f"fold_{k}" / "done.json").is_file() for k in spec.folds):
-        return RunResult(run_dir, write_summary(run_dir))  # nothing to train or evaluate
+    mode = get_mode(spec.mode)
+    train_set = load(spec.train_data, data_root)
+    folds, how = training_folds(train_set, split=spec.split)
+    absent = [k for k in spec.folds if k not in set(folds.tolist())]
+    if absent:
+        raise ConfigError(
+            f"{spec.train_data} has no fold {absent[0]} (its folds: {sorted(set(folds.tolist()))})",
+            "choose folds that exist (--fold)",
+        )
+    fold_record = split_record(train_set, folds, how)
+    evals, missing = load_present(spec.eval_sets, data_root)
+    _check_run_dir(run, spec, cfg, fold_record)
+    if all(run.fold(k).is_done() for k in spec.folds):
+        return RunResult(run_dir, run.write_summary())  # nothing to train or evaluate
     dev = device()
-    cache = ImageCache()
-    train_images, train_key = cache.load_keyed(train_set, progress)
-    evals, missing = eval_datasets(spec.eval_sets, data_root)
-    eval_images = {ds.key: cache.load_keyed(ds, progress) for ds in evals}
+    data = _load([train_set, *evals], ImageCache(), progress)
     result = RunResult(run_dir, {}, skipped_sets=missing)
-
-    images_of = {"train": train_images, **{key: img for key, (img, _) in eval_images.items()}}
-    labels_of = {"train": train_set.labels, **{ds.key: ds.labels for ds in evals}}
-    embeddings: dict[str, np.ndarray] = {}
-    if spec.mode == "probe":
+    if mode.on_embeddings:
         encoder = _build_encoder(spec, cfg, cfg.seed, pretrained, model_overrides).to(dev)
         ecache = EmbeddingCache()
-        for ds, (images, key) in [
-            (train_set, (train_images, train_key)),
-            *((d, eval_images[d.key]) for d in evals),
-        ]:
-            name = "train" if ds is train_set else ds.key
-            embeddings[name] = ecache.get(
+        for ds in [train_set, *evals]:
+            images, key = data.images[ds.key], data.keys[ds.key]
+            data.embeddings[ds.key] = ecache.get(
                 encoder, ds, images, key, cfg.precision, dev, cfg.eval_batch_size, progress
             )
         result.embedding_cache = {"hits": ecache.hits, "misses": ecache.misses}
-        del encoder
-
     for k in spec.folds:
-        fold_dir = run_dir / f"fold_{k}"
-        if (fold_dir / "done.json").is_file():
+        fold = run.fold(k)
+        if fold.is_done():
             continue
-        tr_idx, va_idx = fold_split(folds, k)
         fold_cfg = cfg.model_copy(update={"seed": cfg.seed + k})
+        fold_encoder = None
+        if mode.on_embeddings:
+            model = mode.classifier(encoder, spec.options)
+        else:
+            fold_encoder = _build_encoder(spec, fold_cfg, fold_cfg.seed, pretrained, model_overrides)
+            model = mode.classifier(fold_encoder, spec.options)
+        job = _FoldJob(mode, fold, fold_cfg, spec, dev, progress)
+        record = job.run(model, fold_encoder, folds, train_set, evals, data, stop_after_epochs)
+        if record is None:
+            return result  # stopped early on request (tests): resumable
+        fold.write_done({**record, "folds_sha256": fold_record["sha256"]})
+        result.trained_folds.append(k)
+    result.summary = run.write_summary()
+    return result
+
+
+@dataclass
+class _FoldJob:
+    """Fit one fold, then file its predictions on the validation fold and every evaluation set."""
+
+    mode: TrainingMode
+    fold: FoldDir
+    cfg: TrainConfig
+    spec: RunSpec
+    dev: torch.device
+    progress: Progress
+
+    def run(
+        self,
+        model: torch.nn.Module,
+        encoder: Encoder | None,
+        folds: np.ndarray,
+        train_set: Dataset,
+        evals: list[Dataset],
+        data: _Data,
+        stop_after_epochs: int | None,
+    ) -> dict[str, Any] | None:
+        """The fold's done record, or None when training stopped early on request."""
         started = time.perf_counter()
-        encoder = None
-        if spec.mode == "probe":
-            model = Classifier(None, embeddings["train"].shape[1])
-        else:
-            encoder = _build_encoder(spec, fold_cfg, fold_cfg.seed, pretrained, model_overrides)
-            model = make_classifier(encoder, spec.mode, spec.lora)
+        cfg, dev = self.cfg, self.dev
+        tr_idx, va_idx = fold_split(folds, self.fold.fold)
         model.to(dev)
-        cnn = encoder is not None and encoder.spec.pooling.value == "pooled" and fold_cfg.channels_last
-        if cnn:
+        if encoder is not None and encoder.spec.convolutional and cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-
-        def data(
-            key: str,
-            idx: np.ndarray | None = None,
-            train: bool = False,
-            _enc: Encoder | None = encoder,
-            _cfg: TrainConfig = fold_cfg,
-            _cnn: bool = cnn,
-        ) -> ImageBatches | EmbeddingBatches:
-            labels = labels_of[key] if idx is None else labels_of[key][idx]
-            if _enc is None:
-                emb = embeddings[key]
-                return EmbeddingBatches(emb if idx is None else emb[idx], labels, dev)
-            images = images_of[key] if idx is None else images_of[key][idx]
-            return ImageBatches(images, labels, _enc, _cfg.augment if train else [], _cnn, dev)
-
-        train_b, val_b = data("train", tr_idx, train=True), data("train", va_idx)
-        if spec.mode == "probe" and spec.probe.method == "sklearn":
-            fitted = _fit_sklearn(model, train_b, val_b, fold_cfg, spec.probe, fold_dir)
-        else:
-            fitted = fit(model, train_b, val_b, fold_cfg, fold_dir, dev, progress, stop_after_epochs)
-            if not (fold_dir / "fit.json").is_file():
-                return result  # stopped early on request (tests): resumable
-        preds_dir = fold_dir / "predictions"
-        val_probs = predict_probs(model, val_b, fold_cfg, dev, progress=progress, description="validating")
-        write_predictions(
-            preds_dir / "amibr__val.csv", [train_set.ids[i] for i in va_idx], val_b.labels, val_probs
+        train_b = data.batches(train_set.key, tr_idx, encoder, cfg, dev, train=True)
+        val_b = data.batches(train_set.key, va_idx, encoder, cfg, dev)
+        fitted = self.mode.fit(
+            model, train_b, val_b, cfg, self.fold, dev, self.spec.options, self.progress, stop_after_epochs
+        )
+        if not self.fold.is_fitted():
+            return None
+        val_ids = [train_set.ids[i] for i in va_idx]
+        self.fold.write_predictions(
+            f"{train_set.name}/val", val_ids, val_b.labels, self._predict(model, val_b, "validating")
         )
         for ds in evals:
-            batches = data(ds.key)
-            probs = predict_probs(
-                model, batches, fold_cfg, dev, progress=progress, description=f"evaluating {ds.key}"
-            )
-            tta = None
-            if fold_cfg.tta and encoder is not None:
-                tta = predict_probs(
-                    model, batches, fold_cfg, dev, tta=True, progress=progress, description=f"TTA {ds.key}"
-                )
-            write_predictions(preds_dir / set_file(ds.key), ds.ids, ds.labels, probs, tta)
-        done = {
-            "fold": k,
+            batches = data.batches(ds.key, None, encoder, cfg, dev)
+            probs = self._predict(model, batches, f"evaluating {ds.key}")
+            tta = self._predict(model, batches, f"TTA {ds.key}", tta=True) if cfg.tta and encoder else None
+            self.fold.write_predictions(ds.key, ds.ids, ds.labels, probs, tta)
+        return {
+            "fold": self.fold.fold,
             "threshold": fitted.threshold,
             "best_epoch": fitted.best_epoch,
             "best_val_score": fitted.best_score,
             "epochs_run": fitted.epochs_run,
             "fit_seconds": fitted.seconds,
             "total_seconds": time.perf_counter() - started,
-            "folds_sha256": fold_record["sha256"],
         }
-        atomic_write_text(fold_dir / "done.json", json.dumps(done, indent=1))
-        result.trained_folds.append(k)
-    result.summary = write_summary(run_dir)
-    return result
 
-
-def _fit_sklearn(
-    model: Classifier,
-    train_b: EmbeddingBatches,
-    val_b: EmbeddingBatches,
-    cfg: TrainConfig,
-    probe: ProbeConfig,
-    fold_dir: Path,
-):
-    from safetensors.torch import save_file
-
-    from mitobench.evaluate.metrics import best_threshold
-    from mitobench.train.loop import BEST, FitResult
-    from mitobench.train.model import trainable_state
-    from mitobench.train.sklearn_probe import fit_logistic
-
-    started = time.perf_counter()
-    weight, bias, c, auroc = fit_logistic(
-        train_b.embeddings, train_b.labels, val_b.embeddings, val_b.labels, probe.c_grid, cfg.seed
-    )
-    with torch.no_grad():
-        model.head.weight.copy_(weight)
-        model.head.bias.copy_(bias)
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state(model), str(fold_dir / BEST))
-    probs = torch.sigmoid(model(torch.from_numpy(val_b.embeddings))).detach().numpy()
-    threshold = best_threshold(val_b.labels, probs) if cfg.threshold == "tune" else cfg.fixed_threshold
-    return FitResult(0, auroc, threshold, 1, [{"C": c, "val_auroc": auroc}], time.perf_counter() - started)
+    def _predict(self, model: torch.nn.Module, batches, description: str, tta: bool = False) -> np.ndarray:
+        return predict_probs(
+            model, batches, self.cfg, self.dev, tta=tta, progress=self.progress, description=description
+        )

@@ -7,7 +7,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from mitobench.evaluate.metrics import compute
+from mitobench.metrics.binary import compute
 
 
 def fit_logistic(

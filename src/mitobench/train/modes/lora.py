@@ -1,4 +1,4 @@
-"""LoRA adapters through peft on the encoder's network; the base weights stay frozen."""
+"""LoRA: peft adapters on the encoder's network and the head train; the base weights stay frozen."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ from torch import nn
 from mitobench.errors import ConfigError
 from mitobench.models.encoder import Encoder
 from mitobench.train.config import LoraConfig
+from mitobench.train.model import Classifier
+from mitobench.train.modes.base import ModeOptions, TrainingMode
+
+
+class Lora(TrainingMode):
+    name = "lora"
+
+    def classifier(self, encoder: Encoder, options: ModeOptions) -> Classifier:
+        apply_lora(encoder, options.lora)
+        return Classifier(encoder, encoder.embed_dim)
 
 
 def apply_lora(encoder: Encoder, cfg: LoraConfig) -> None:

@@ -8,20 +8,8 @@ same resample; the interval is taken over the resampled fold means.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
-
-def _balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
-    pos = labels == 1
-    if pos.all() or not pos.any():
-        return float("nan")
-    return 0.5 * (preds[pos].mean() + (1 - preds[~pos]).mean())
-
-
-def _auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, probs))
+from mitobench.metrics.binary import auroc, balanced_accuracy
 
 
 def bootstrap_ci(
@@ -50,8 +38,8 @@ def bootstrap_ci(
         else:
             idx = rng.integers(0, n, n)
         y = labels[idx]
-        bacc.append(np.nanmean([_balanced_accuracy(y, p[idx]) for p in preds]))
-        auc.append(np.nanmean([_auroc(y, p[idx]) for p in fold_probs]))
+        bacc.append(np.nanmean([balanced_accuracy(y, p[idx]) for p in preds]))
+        auc.append(np.nanmean([auroc(y, p[idx]) for p in fold_probs]))
     q = (2.5, 97.5)
     return {
         "balanced_accuracy": tuple(float(v) for v in np.nanpercentile(bacc, q)),  # type: ignore[dict-item]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from mitobench.evaluate.metrics import best_threshold, compute, selection_score, summarise
+from mitobench.metrics.binary import best_threshold, compute, selection_score, summarise
 
 
 def test_metrics_agree_with_scikit_learn() -> None:
@@ -66,3 +66,14 @@ def test_threshold_half_on_atypical_is_the_scripts_rule_on_normal() -> None:
     ours = compute(1 - normal, p_atypical, 0.5)
     assert ours["balanced_accuracy"] == script_bacc
     assert np.array_equal((p_atypical >= 0.5).astype(int), 1 - script_pred)
+
+
+def test_the_one_balanced_accuracy_is_scikit_learns() -> None:
+    from mitobench.metrics.binary import balanced_accuracy
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        y, pred = rng.integers(0, 2, 50), rng.integers(0, 2, 50)
+        if len(np.unique(y)) == 2:
+            assert balanced_accuracy(y, pred) == pytest.approx(balanced_accuracy_score(y, pred))
+    assert np.isnan(balanced_accuracy(np.ones(5), np.ones(5)))

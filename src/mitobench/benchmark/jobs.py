@@ -1,0 +1,77 @@
+"""A job is one fold of one run; running it trains (or resumes) that fold and records it."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mitobench.benchmark.store import ResultsStore
+from mitobench.errors import MitobenchError
+from mitobench.progress import Progress
+from mitobench.train.run import environment, train_run
+from mitobench.train.rundir import RunDir, run_name
+from mitobench.train.spec import RunSpec
+
+Outcome = tuple[str, str | None]
+"""(status, error): done, skipped, failed or interrupted."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fold of one (model, mode, preset) run."""
+
+    spec: RunSpec
+    fold: int
+    run_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.model}/{self.spec.mode}/{self.spec.preset}/fold_{self.fold}"
+
+
+def run_dir_for(results_dir: Path, spec: RunSpec) -> Path:
+    """Where a grid keeps the run of `spec`."""
+    return results_dir / "runs" / run_name(spec.model, spec.mode, spec.preset)
+
+
+def run_job(
+    job: Job,
+    results_dir: Path,
+    data_root: Path,
+    progress: Progress | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Outcome:
+    """Train/evaluate one job and record it; safe to call in any process."""
+    store = ResultsStore(results_dir)
+    fold = RunDir(job.run_dir).fold(job.fold)
+    if store.status(job.key) == "done" and fold.is_done():
+        return "skipped", None
+    spec = job.spec.model_copy(update={"folds": [job.fold]})
+    store.start(
+        job.key,
+        {
+            "model": spec.model,
+            "mode": spec.mode,
+            "preset": spec.preset,
+            "fold": job.fold,
+            "spec": spec.model_dump(mode="json"),
+            "environment": environment(),
+        },
+    )
+    started = time.perf_counter()
+    try:
+        train_run(spec, job.run_dir, data_root, progress, **(overrides or {}))
+    except MitobenchError as exc:
+        store.fail(job.key, str(exc))
+        return "failed", str(exc)
+    except Exception as exc:  # a crash in one job must not stop the grid
+        store.fail(job.key, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        return "failed", f"{type(exc).__name__}: {exc}"
+    if not fold.is_done():  # stopped before the end: resumable later
+        store.fail(job.key, "interrupted")
+        return "interrupted", "interrupted"
+    store.finish(job.key, fold, time.perf_counter() - started)
+    return "done", None

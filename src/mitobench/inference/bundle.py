@@ -1,0 +1,69 @@
+"""The export bundle: one safetensors file holding every fold's tensors, the frozen base weights
+(probe / LoRA) and the settings to rebuild the model, so prediction needs no run and no download."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from mitobench.errors import ConfigError
+from mitobench.inference.predictor import Predictor, assemble
+from mitobench.paths import atomic_path
+from mitobench.train.spec import saved_settings
+
+BUNDLE_FORMAT = "mitobench-bundle/2"
+"""2: the input transform and pooling follow the run's recipe (format 1 bundles are refused)."""
+_FIX = "pass a file made by `mitobench export` (this version)"
+
+
+def export_bundle(predictor: Predictor, target: Path) -> Path:
+    """Write `predictor` as one safetensors file (atomically)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for k, state in predictor.fold_states.items():
+        tensors.update({f"fold{k}.{name}": t.contiguous() for name, t in state.items()})
+    if predictor.base_state is not None:
+        tensors.update({f"base.{name}": t.contiguous() for name, t in predictor.base_state.items()})
+    enc = predictor.model.encoder
+    assert enc is not None
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "model": enc.spec.name,
+        "model_spec": enc.spec.to_dict(),
+        "mode": predictor.mode,
+        "thresholds": {str(k): v for k, v in predictor.thresholds.items()},
+        "threshold": predictor.threshold,
+        "transform": enc.transform.to_dict(),
+        "pooling": enc.pooling.value,
+        "weights_origin": enc.weights_origin,
+        **predictor.meta,
+    }
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata={"mitobench": json.dumps(meta)})
+    return target
+
+
+def from_bundle(path: Path) -> Predictor:
+    """Load an exported bundle; needs no training run and no download."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get("mitobench", "{}"))
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    except Exception as exc:  # missing, truncated or foreign file
+        raise ConfigError(f"{path}: not a readable mitobench bundle ({exc})", _FIX) from None
+    if meta.get("format") != BUNDLE_FORMAT:
+        found = meta.get("format", "none")
+        raise ConfigError(f"{path}: not a {BUNDLE_FORMAT} bundle (format {found})", _FIX)
+    spec, cfg = saved_settings(meta["run"], meta["train_config"], str(path))
+    base = {k[len("base.") :]: v for k, v in tensors.items() if k.startswith("base.")} or None
+    model, base = assemble(spec, cfg, None, pretrained=False, base=base)
+    folds = sorted({int(k.split(".", 1)[0][4:]) for k in tensors if k.startswith("fold")})
+    states = {
+        f: {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"fold{f}.")} for f in folds
+    }
+    thresholds = {int(k): float(v) for k, v in meta["thresholds"].items()}
+    meta_out = {"run": meta["run"], "train_config": meta["train_config"]}
+    return Predictor(model, spec.mode, states, thresholds, cfg, base, meta_out)

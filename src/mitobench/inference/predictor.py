@@ -1,0 +1,117 @@
+"""Fold models of a trained run, ready to score new patches.
+
+One network is built; the folds' trained tensors (full weights, LoRA adapters or a linear head)
+are swapped in turn, so five folds cost the memory of one model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+from mitobench import CLASS_NAMES
+from mitobench.data.dataset import Dataset
+from mitobench.errors import ConfigError
+from mitobench.models.builder import build
+from mitobench.models.encoder import Encoder
+from mitobench.progress import Progress
+from mitobench.train.batches import ImageBatches
+from mitobench.train.config import Mode, TrainConfig
+from mitobench.train.loop import predict_probs
+from mitobench.train.model import Classifier, load_trainable_state
+from mitobench.train.modes import ModeOptions, get_mode
+from mitobench.train.precision import device
+from mitobench.train.rundir import RunDir
+from mitobench.train.spec import RunSpec, load_run_spec
+
+
+@dataclass
+class Predictor:
+    """Fold models of one run, ready to score uint8 patches."""
+
+    model: Classifier
+    mode: Mode
+    fold_states: dict[int, dict[str, torch.Tensor]]
+    thresholds: dict[int, float]
+    cfg: TrainConfig
+    base_state: dict[str, torch.Tensor] | None
+    meta: dict[str, object]
+
+    @property
+    def threshold(self) -> float:
+        """The ensemble's decision threshold: the mean of the folds' thresholds."""
+        return float(np.mean(list(self.thresholds.values())))
+
+    def fold_probs(
+        self, images: np.ndarray, tta: bool = False, progress: Progress | None = None
+    ) -> dict[int, np.ndarray]:
+        """Atypical probability of every image under every fold model."""
+        dev = device()
+        self.model.to(dev)
+        enc = self.model.encoder
+        assert enc is not None
+        cnn = enc.spec.convolutional and self.cfg.channels_last
+        if cnn:
+            self.model.to(memory_format=torch.channels_last)
+        data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), enc, [], cnn, dev)
+        out = {}
+        for k, state in self.fold_states.items():
+            load_trainable_state(self.model, state)
+            out[k] = predict_probs(
+                self.model, data, self.cfg, dev, tta=tta, progress=progress, description=f"fold {k}"
+            )
+        return out
+
+    def predict(
+        self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
+    ) -> pd.DataFrame:
+        """One row per patch: id, ensemble probability, predicted label, and each fold's probability."""
+        probs = self.fold_probs(images, tta, progress)
+        mean = np.mean(list(probs.values()), axis=0)
+        frame = pd.DataFrame({"id": dataset.ids, "probability": np.round(mean, 6)})
+        frame["label"] = [CLASS_NAMES[int(p >= self.threshold)] for p in mean]
+        for k, p in probs.items():
+            frame[f"prob_fold_{k}"] = np.round(p, 6)
+        return frame
+
+
+def configured(encoder: Encoder, cfg: TrainConfig) -> Encoder:
+    """The encoder with the input transform and pooling its run was trained with."""
+    return encoder.configure(cfg.transform_for(encoder.spec), cfg.pooling_for(encoder.spec))
+
+
+def assemble(
+    spec: RunSpec,
+    cfg: TrainConfig,
+    weights: str | None,
+    pretrained: bool,
+    base: dict[str, torch.Tensor] | None = None,
+) -> tuple[Classifier, dict[str, torch.Tensor] | None]:
+    """The run's inference model (and the frozen base weights its folds need, if any)."""
+    mode = get_mode(spec.mode)
+    encoder = configured(build(spec.model, weights=weights, pretrained=pretrained), cfg)
+    if base is not None:
+        encoder.network.load_state_dict(base, strict=True)
+    elif mode.keeps_base:
+        base = {k: v.clone() for k, v in encoder.network.state_dict().items()}
+    return mode.inference_model(encoder, ModeOptions(spec.lora, spec.probe)), base
+
+
+def from_run(run_dir: Path) -> Predictor:
+    """Rebuild the fold models of a finished (or partly finished) run."""
+    run = RunDir(run_dir)
+    spec, cfg = load_run_spec(run)
+    folds = run.finished_folds()
+    if not folds:
+        raise ConfigError(f"{run_dir} has no finished fold", "train it first: mitobench train ... --out RUN")
+    thresholds = {k: float(run.fold(k).read_done()["threshold"]) for k in folds}
+    states = {k: load_file(str(run.fold(k).best)) for k in folds}
+    keeps_base = get_mode(spec.mode).keeps_base  # e2e folds carry every weight
+    model, base = assemble(spec, cfg, spec.weights, pretrained=keeps_base)
+    meta = {"run": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
+    return Predictor(model, spec.mode, states, thresholds, cfg, base, meta)

@@ -1,0 +1,1 @@
+"""Metrics and their uncertainty: pure numpy / scikit-learn, importing nothing from mitobench."""

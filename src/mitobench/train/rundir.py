@@ -1,0 +1,190 @@
+"""The layout of a run directory: every path, read and write of a run goes through this module.
+
+A *run* is one model trained in one mode under one recipe, fold by fold::
+
+    <run>/
+      run.json                    settings, folds fingerprint, environment (RunDir.record)
+      metrics.json                the summary over finished folds (RunDir.write_summary)
+      fold_<k>/
+        best.safetensors          the best epoch's trainable tensors
+        last.pt                   resumable training state (gone once the fit ends)
+        fit.json                  the fit's result: best epoch, threshold, history
+        done.json                 the fold is trained and evaluated
+        predictions/<name>__<split>.csv   id, label, prob[, prob_tta] per evaluated set
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mitobench.metrics.binary import compute, summarise
+from mitobench.paths import atomic_path, atomic_write_text
+
+
+def run_name(model: str, mode: str, preset: str) -> str:
+    """The directory name of a run: `<model>-<mode>-<preset>`."""
+    return f"{model}-{mode}-{preset}"
+
+
+def set_file(key: str) -> str:
+    """`amibr/test` -> `amibr__test.csv` (one file per evaluated dataset)."""
+    return key.replace("/", "__").replace("\\", "__") + ".csv"
+
+
+def set_key(file: Path) -> str:
+    """The inverse of `set_file`."""
+    return file.stem.replace("__", "/")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(value, indent=1))
+
+
+@dataclass(frozen=True)
+class FoldDir:
+    """One fold of a run."""
+
+    path: Path
+    fold: int
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.safetensors"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def fit_file(self) -> Path:
+        return self.path / "fit.json"
+
+    @property
+    def done_file(self) -> Path:
+        return self.path / "done.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions"
+
+    def is_fitted(self) -> bool:
+        return self.fit_file.is_file()
+
+    def is_done(self) -> bool:
+        return self.done_file.is_file()
+
+    def read_fit(self) -> dict[str, Any]:
+        return _read_json(self.fit_file)
+
+    def write_fit(self, record: dict[str, Any]) -> None:
+        _write_json(self.fit_file, record)
+
+    def read_done(self) -> dict[str, Any]:
+        return _read_json(self.done_file)
+
+    def write_done(self, record: dict[str, Any]) -> None:
+        _write_json(self.done_file, record)
+
+    def prediction_file(self, key: str) -> Path:
+        return self.predictions / set_file(key)
+
+    def prediction_files(self) -> list[Path]:
+        return sorted(self.predictions.glob("*.csv"))
+
+    def write_predictions(
+        self, key: str, ids: list[str], labels: np.ndarray, probs: np.ndarray, tta: np.ndarray | None = None
+    ) -> None:
+        frame = pd.DataFrame({"id": ids, "label": labels.astype(int), "prob": probs})
+        if tta is not None:
+            frame["prob_tta"] = tta
+        with atomic_path(self.prediction_file(key)) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6f")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory (see the module docstring for its layout)."""
+
+    path: Path
+
+    @property
+    def record_file(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    def fold(self, k: int) -> FoldDir:
+        return FoldDir(self.path / f"fold_{k}", k)
+
+    def has_record(self) -> bool:
+        return self.record_file.is_file()
+
+    def read_record(self) -> dict[str, Any]:
+        return _read_json(self.record_file)
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json(self.record_file, record)
+
+    def finished_folds(self) -> list[int]:
+        """The folds trained and evaluated, in order."""
+        found = (int(p.name.split("_", 1)[1]) for p in self.path.glob("fold_*") if p.is_dir())
+        return sorted(k for k in found if self.fold(k).is_done())
+
+    def summarise(self) -> dict[str, object]:
+        """Per fold, mean ± std over folds, the fold ensemble and TTA, for every evaluated set."""
+        done = {k: self.fold(k).read_done() for k in self.finished_folds()}
+        sets: dict[str, dict[str, object]] = {}
+        names = sorted({f.name for k in done for f in self.fold(k).prediction_files()})
+        for name in names:
+            frames = {
+                k: pd.read_csv(self.fold(k).predictions / name)
+                for k in done
+                if (self.fold(k).predictions / name).is_file()
+            }
+            sets[set_key(Path(name))] = _set_summary(frames, {k: done[k]["threshold"] for k in frames})
+        return {"folds": {str(k): d for k, d in done.items()}, "sets": sets}
+
+    def write_summary(self) -> dict[str, object]:
+        summary = self.summarise()
+        _write_json(self.metrics_file, summary)
+        return summary
+
+
+def _set_summary(frames: dict[int, pd.DataFrame], thresholds: dict[int, float]) -> dict[str, object]:
+    per_fold = {
+        k: compute(f["label"].to_numpy(), f["prob"].to_numpy(), thresholds[k]) for k, f in frames.items()
+    }
+    first = next(iter(frames.values()))
+    entry: dict[str, object] = {
+        "n": len(first),
+        "per_fold": {str(k): m for k, m in per_fold.items()},
+        "summary": summarise(list(per_fold.values())),
+    }
+    if len(frames) > 1 and all(f["id"].equals(first["id"]) for f in frames.values()):
+        mean_prob = np.mean([f["prob"].to_numpy() for f in frames.values()], axis=0)
+        entry["ensemble"] = compute(
+            first["label"].to_numpy(), mean_prob, float(np.mean(list(thresholds.values())))
+        )
+    if all("prob_tta" in f for f in frames.values()):
+        tta = {
+            k: compute(f["label"].to_numpy(), f["prob_tta"].to_numpy(), thresholds[k])
+            for k, f in frames.items()
+        }
+        entry["tta"] = {
+            "per_fold": {str(k): m for k, m in tta.items()},
+            "summary": summarise(list(tta.values())),
+        }
+    return entry

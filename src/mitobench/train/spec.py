@@ -1,0 +1,89 @@
+"""What one run trains: its settings as saved in `run.json`, validated, and read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mitobench.data.registry import EVAL_SETS
+from mitobench.data.splits import N_FOLDS, SplitName
+from mitobench.errors import ConfigError
+from mitobench.train.config import (
+    LoraConfig,
+    Mode,
+    PresetName,
+    ProbeConfig,
+    TrainConfig,
+    first_error,
+    train_config,
+)
+from mitobench.train.modes import ModeOptions
+from mitobench.train.rundir import RunDir
+
+TRAIN_SET = "amibr/train"
+"""The paper's training data; any labelled folder or CSV can take its place (`train_data`)."""
+
+
+class RunSpec(BaseModel):
+    """What to run; everything else comes from the preset. Saved as `run.json`."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    mode: Mode = "e2e"
+    preset: PresetName = "paper"
+    train_data: str = TRAIN_SET
+    """Named split or a labelled folder / CSV (`group` column: slide-grouped folds; `fold`: yours)."""
+    split: SplitName = "paper"
+    """`paper`: the reference's folds on every scikit-learn; `sklearn`: the installed release's."""
+    folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
+    eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
+    weights: str | None = None
+    """Local weight file or folder (hub layout); None uses the model's default source."""
+    train: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of the preset's training settings (see TrainConfig)."""
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+
+    def resolved(self) -> TrainConfig:
+        return train_config(self.mode, self.preset, self.train, model=self.model)
+
+    @property
+    def options(self) -> ModeOptions:
+        return ModeOptions(self.lora, self.probe)
+
+
+def parse_spec(values: dict[str, Any]) -> RunSpec:
+    """A validated RunSpec (its training settings resolved once to check them), or a ConfigError."""
+    try:
+        spec = RunSpec.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid run settings: {first_error(exc)}", "fix the config or command-line options"
+        ) from None
+    bad = [k for k in spec.folds if not 0 <= k < N_FOLDS]
+    if bad:
+        raise ConfigError(f"fold {bad[0]} does not exist", f"folds are 0..{N_FOLDS - 1}")
+    spec.resolved()
+    return spec
+
+
+def saved_settings(spec: dict[str, Any], cfg: dict[str, Any], where: str) -> tuple[RunSpec, TrainConfig]:
+    """A saved run's settings; ones an older mitobench wrote that no longer validate are a user error."""
+    try:
+        return RunSpec.model_validate(spec), TrainConfig.model_validate(cfg)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{where} was written by an older mitobench ({first_error(exc)})",
+            "retrain it with this version, or use the mitobench version that made it",
+        ) from None
+
+
+def load_run_spec(run: RunDir) -> tuple[RunSpec, TrainConfig]:
+    """The settings a run was trained with."""
+    if not run.has_record():
+        raise ConfigError(
+            f"{run.path} is not a mitobench run (no run.json)", "pass a directory made by `mitobench train`"
+        )
+    record = run.read_record()
+    return saved_settings(record["spec"], record["train_config"], str(run.record_file))
