@@ -383,7 +383,7 @@ def train_cmd(
             "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
         )
     spec = parse_spec(values)
-    run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset)
+    run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
     root = _root(data_root)
     with RichProgress() as progress:
         result = train_run(spec, run_dir, root, progress)

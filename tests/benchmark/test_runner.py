@@ -168,5 +168,6 @@ def test_a_store_made_before_folds_were_recorded_gains_the_column(tmp_path: Path
     con.close()
     store = ResultsStore(tmp_path)
     fps = store.fold_fingerprints()
-    assert list(fps.columns) == ["model", "mode", "preset", "fold", "folds_sha256"]
+    assert list(fps.columns) == ["model", "mode", "preset", "train_data", "fold", "folds_sha256"]
+    assert list(fps["train_data"]) == ["amibr/train"]  # jobs recorded before it was a setting
     assert fps["folds_sha256"].isna().all()  # unknown folds: never compared with the paper's per fold

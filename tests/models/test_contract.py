@@ -105,10 +105,11 @@ def test_unknown_model_is_a_user_error() -> None:
 
 
 def test_registry_refuses_duplicates() -> None:
-    from mitobench.models.registry import register
+    from mitobench.models.registry import collect
+    from mitobench.models.zoo import ALL_SPECS
 
     with pytest.raises(ValueError, match="already registered"):
-        register(get("uni"))
+        collect([*ALL_SPECS, get("uni")])
 
 
 @pytest.mark.parametrize(("name", "millions"), [("h0-mini", 85.7), ("uni", 303.3), ("virchow2", 631.2)])

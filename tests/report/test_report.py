@@ -110,21 +110,24 @@ def test_report_without_results_is_a_user_error(tmp_path: Path, cli) -> None:
     assert code == 2 and "holds no results store" in err
 
 
-def _fold_frames(preset: str, n_folds: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fold_frames(
+    preset: str, n_folds: int = 5, train_data: str = "amibr/train"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predictions and thresholds of an efficientnetv2_m run on a small 'amibr/test'."""
     rng = np.random.default_rng(0)
     labels = np.arange(40) % 2
     preds, metrics = [], []
+    run = {"model": "efficientnetv2_m", "mode": "e2e", "preset": preset, "train_data": train_data}
     for fold in range(n_folds):
         probs = np.clip(labels * 0.3 + rng.uniform(0, 0.7, 40), 0, 1)
         preds += [
-            {"model": "efficientnetv2_m", "mode": "e2e", "preset": preset, "fold": fold,
-             "dataset": "amibr/test", "sample": f"s{i}", "label": int(y), "prob": p, "prob_tta": None}
+            {**run, "fold": fold, "dataset": "amibr/test", "sample": f"s{i}", "label": int(y), "prob": p,
+             "prob_tta": None}
             for i, (y, p) in enumerate(zip(labels, probs, strict=True))
         ]  # fmt: skip
         metrics.append(
-            {"model": "efficientnetv2_m", "mode": "e2e", "preset": preset, "fold": fold,
-             "dataset": "amibr/test", "variant": "fold", "metric": "threshold", "value": 0.5}
+            {**run, "fold": fold, "dataset": "amibr/test", "variant": "fold", "metric": "threshold",
+             "value": 0.5}
         )  # fmt: skip
     return pd.DataFrame(preds), pd.DataFrame(metrics)
 
@@ -135,6 +138,8 @@ def test_published_figures_only_beside_paper_runs_with_the_papers_spread() -> No
     frames = [_fold_frames(p) for p in ("paper", "cpu")]
     preds = pd.concat([f[0] for f in frames])
     metrics = pd.concat([f[1] for f in frames])
+    other = results_table(*_fold_frames("paper", train_data="lab.csv"), n_boot=0).iloc[0]
+    assert pd.isna(other["paper_bacc_mean"])  # trained on other data: the paper's figure does not apply
     table = results_table(preds, metrics, n_boot=0).set_index("preset")
     assert table.loc["paper", "paper_bacc_mean"] == 0.7474
     assert pd.isna(table.loc["cpu", "paper_bacc_mean"]) and pd.isna(table.loc["cpu", "delta_bacc"])
@@ -161,7 +166,8 @@ def test_per_fold_comparison_only_for_jobs_on_the_papers_folds() -> None:
             rows.append({**thresholds.iloc[0].to_dict(), "fold": fold, "metric": name, "value": m[name]})
     metrics = pd.DataFrame(rows)
     sha = pd.DataFrame(
-        {"model": "efficientnetv2_m", "mode": "e2e", "preset": "paper", "fold": range(5),
+        {"model": "efficientnetv2_m", "mode": "e2e", "preset": "paper", "train_data": "amibr/train",
+         "fold": range(5),
          "folds_sha256": [PAPER_FOLDS_SHA256] * 4 + ["other"]}
     )  # fmt: skip
     table = per_fold_table(metrics, sha, PAPER_FOLDS_SHA256)

@@ -13,6 +13,7 @@ from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
 from mitobench.train.config import LoraConfig, Mode, ProbeConfig
+from mitobench.train.rundir import DEFAULT_TRAIN_DATA
 from mitobench.train.spec import RunSpec, parse_spec
 
 
@@ -30,6 +31,8 @@ class GridConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "benchmark"
     preset: str = "paper"
+    train_data: str = DEFAULT_TRAIN_DATA
+    """Named split or a labelled folder / CSV every run of the grid trains on."""
     folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
     eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
     runs: list[GridEntry]
@@ -52,6 +55,7 @@ class GridConfig(BaseModel):
                             "model": entry.model,
                             "mode": mode,
                             "preset": self.preset,
+                            "train_data": self.train_data,
                             "folds": self.folds,
                             "eval_sets": self.eval_sets,
                             "weights": self.weights.get(entry.model),

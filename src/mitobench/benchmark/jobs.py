@@ -12,7 +12,7 @@ from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import MitobenchError
 from mitobench.progress import Progress
 from mitobench.train.run import environment, train_run
-from mitobench.train.rundir import RunDir, run_name
+from mitobench.train.rundir import DEFAULT_TRAIN_DATA, RunDir, data_slug, run_name
 from mitobench.train.spec import RunSpec
 
 Outcome = tuple[str, str | None]
@@ -29,12 +29,14 @@ class Job:
 
     @property
     def key(self) -> str:
-        return f"{self.spec.model}/{self.spec.mode}/{self.spec.preset}/fold_{self.fold}"
+        s = self.spec
+        key = f"{s.model}/{s.mode}/{s.preset}/fold_{self.fold}"
+        return key if s.train_data == DEFAULT_TRAIN_DATA else f"{key}/on/{data_slug(s.train_data)}"
 
 
 def run_dir_for(results_dir: Path, spec: RunSpec) -> Path:
     """Where a grid keeps the run of `spec`."""
-    return results_dir / "runs" / run_name(spec.model, spec.mode, spec.preset)
+    return results_dir / "runs" / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
 
 
 def run_job(

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 """
 STORE_FILE = "results.sqlite"
+_TRAIN_DATA = "COALESCE(json_extract(j.spec, '$.train_data'), 'amibr/train') AS train_data"
+"""Which training data a job used (jobs recorded before it was a setting trained on AMi-Br)."""
 
 
 class ResultsStore:
@@ -125,16 +127,19 @@ class ResultsStore:
             return pd.read_sql_query("SELECT * FROM jobs ORDER BY model, mode, fold", con)
 
     def fold_fingerprints(self) -> pd.DataFrame:
-        """(model, mode, preset, fold, folds_sha256) of every finished job: which folds it trained on."""
+        """(model, mode, preset, train_data, fold, folds_sha256) of every finished job."""
         with self._connect() as con:
             return pd.read_sql_query(
-                "SELECT model, mode, preset, fold, folds_sha256 FROM jobs WHERE status = 'done'", con
+                f"SELECT j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold, j.folds_sha256 FROM jobs j"
+                " WHERE j.status = 'done'",
+                con,
             )
 
     def metrics(self) -> pd.DataFrame:
         with self._connect() as con:
             return pd.read_sql_query(
-                "SELECT j.model, j.mode, j.preset, j.fold, m.dataset, m.variant, m.metric, m.value "
+                f"SELECT j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold, m.dataset, m.variant, m.metric,"
+                " m.value "
                 "FROM metrics m JOIN jobs j USING (job) WHERE j.status = 'done'",
                 con,
             )
@@ -142,7 +147,8 @@ class ResultsStore:
     def predictions(self) -> pd.DataFrame:
         with self._connect() as con:
             return pd.read_sql_query(
-                "SELECT j.model, j.mode, j.preset, j.fold, p.dataset, p.sample, p.label, p.prob, p.prob_tta "
+                f"SELECT j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold, p.dataset, p.sample, p.label,"
+                " p.prob, p.prob_tta "
                 "FROM predictions p JOIN jobs j USING (job) WHERE j.status = 'done'",
                 con,
             )

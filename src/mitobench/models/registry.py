@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from mitobench.errors import ModelError
 from mitobench.models.spec import ModelSpec
+from mitobench.models.zoo import ALL_SPECS
+from mitobench.models.zoo.timm_any import spec_from_timm
 
-_REGISTRY: dict[str, ModelSpec] = {}
 
-
-def register(*specs: ModelSpec) -> None:
-    """Add specs; a second spec under a taken name is a programming error."""
+def collect(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:
+    """Name (lower case) -> spec; a second spec under a taken name is a programming error."""
+    out: dict[str, ModelSpec] = {}
     for spec in specs:
         key = spec.name.lower()
-        if key in _REGISTRY:
+        if key in out:
             raise ValueError(f"model {spec.name!r} is already registered")
-        _REGISTRY[key] = spec
+        out[key] = spec
+    return out
+
+
+_REGISTRY = collect(ALL_SPECS)
 
 
 def names() -> list[str]:
-    _load_zoo()
     return list(_REGISTRY)
 
 
 def all_specs() -> list[ModelSpec]:
-    _load_zoo()
     return list(_REGISTRY.values())
 
 
 def get(name: str) -> ModelSpec:
     """The registered spec, or a spec derived from timm's config for any other timm model."""
-    _load_zoo()
     spec = _REGISTRY.get(name.lower())
     if spec is not None:
         return spec
-    from mitobench.models.zoo.timm_any import spec_from_timm
-
     derived = spec_from_timm(name)
     if derived is None:
         raise ModelError(
@@ -42,8 +44,3 @@ def get(name: str) -> ModelSpec:
             f"use one of {', '.join(_REGISTRY)} (mitobench models list), or any timm model name",
         )
     return derived
-
-
-def _load_zoo() -> None:
-    if not _REGISTRY:
-        import mitobench.models.zoo  # noqa: F401  (registers every vendor's specs)

@@ -11,46 +11,25 @@ import pandas as pd
 from mitobench.benchmark.store import ResultsStore
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
-from mitobench.data.registry import DATASETS, load, present
+from mitobench.data.registry import DATASETS, load_present
 from mitobench.data.splits import PAPER_FOLDS_SHA256
 from mitobench.errors import ConfigError
 from mitobench.evaluate.raters import agreement, vote_columns
 from mitobench.paths import atomic_write_text
 from mitobench.report import html as html_mod
 from mitobench.report import plots
-from mitobench.report.tables import (
-    RUN_KEYS,
-    display_table,
-    fold_matrix,
-    per_fold_table,
-    results_table,
-    thresholds_of,
-    write_tables,
-)
+from mitobench.report.runs import run_sets
+from mitobench.report.tables import display_table, per_fold_table, results_table, write_tables
 
 GALLERY_SIZE = 24
 
 
-def _datasets(keys: list[str], data_root: Path) -> dict[str, Dataset]:
-    have = set(present(data_root)) if data_root.is_dir() else set()
-    out = {}
-    for key in keys:
-        name = key.split("/")[0]
-        if name in DATASETS and name in have:
-            out[key] = load(key, data_root)
-    return out
-
-
-def _ensemble_calls(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str) -> dict[str, pd.Series]:
+def _ensemble_calls(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str) -> dict[str, Any]:
     """Per run: the fold ensemble's probability per sample, and its threshold."""
-    thr = thresholds_of(metrics)
-    out = {}
-    for (model, mode, preset), part in preds[preds["dataset"] == dataset].groupby(RUN_KEYS):
-        _, probs, folds, samples = fold_matrix(part)
-        t = thr[(thr["model"] == model) & (thr["mode"] == mode) & (thr["preset"] == preset)].set_index("fold")
-        threshold = float(np.mean([t.loc[f, "threshold"] for f in folds]))
-        out[plots.run_label(model, mode, preset)] = (pd.Series(probs.mean(axis=0), index=samples), threshold)
-    return out
+    return {
+        rs.label: (pd.Series(rs.ensemble, index=rs.samples), rs.ensemble_threshold)
+        for rs in run_sets(preds, metrics, dataset)
+    }
 
 
 def _gallery(ds: Dataset, calls: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -92,7 +71,8 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
     preds, metrics = store.predictions(), store.metrics()
     folder = results_dir / "report"
     keys = sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))
-    datasets = _datasets(keys, data_root)
+    named = [k for k in keys if k.split("/")[0] in DATASETS]  # custom sets are not reloaded here
+    datasets = {ds.key: ds for ds in load_present(named, data_root)[0]}
     groups = {
         k: dict(zip(ds.ids, ds.frame["group"].astype(str), strict=True))
         for k, ds in datasets.items()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_curve
 
-from mitobench.report.tables import RUN_KEYS, fold_matrix, thresholds_of
+from mitobench.report.runs import RUN_KEYS, run_label, run_sets
 
 
 def _save(fig: plt.Figure, folder: Path, name: str) -> Path:
@@ -22,10 +22,6 @@ def _save(fig: plt.Figure, folder: Path, name: str) -> Path:
     fig.savefig(folder / f"{name}.svg", bbox_inches="tight")
     plt.close(fig)
     return png
-
-
-def run_label(model: str, mode: str, preset: str) -> str:
-    return f"{model} · {mode} · {preset}"
 
 
 def _spread(row: pd.Series) -> float:
@@ -49,7 +45,7 @@ def bacc_bars(table: pd.DataFrame, folder: Path) -> Path:
         paper = [sub.loc[r, "paper_bacc_mean"] if r in sub.index else np.nan for r in runs]
         ax.scatter(xs, paper, marker="_", s=300, color="black", zorder=3)
     ax.set_xticks(np.arange(len(runs)) + width * (len(datasets) - 1) / 2)
-    ax.set_xticklabels([run_label(*r) for r in runs], rotation=20, ha="right")
+    ax.set_xticklabels([run_label(r) for r in runs], rotation=20, ha="right")
     ax.set_ylabel("balanced accuracy, mean ± SD over folds\n(ddof 0 beside the paper's mark, else ddof 1)")
     ax.set_ylim(0.4, 1.0)
     ax.axhline(0.5, color="grey", lw=0.5)
@@ -59,13 +55,8 @@ def bacc_bars(table: pd.DataFrame, folder: Path) -> Path:
 
 
 def _ensembles(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str):
-    thr = thresholds_of(metrics)
-    sub = preds[preds["dataset"] == dataset]
-    for (model, mode, preset), part in sub.groupby(RUN_KEYS, sort=True):
-        labels, probs, folds, _ = fold_matrix(part)
-        t = thr[(thr["model"] == model) & (thr["mode"] == mode) & (thr["preset"] == preset)].set_index("fold")
-        threshold = float(np.mean([t.loc[f, "threshold"] for f in folds]))
-        yield run_label(model, mode, preset), labels, probs.mean(axis=0), threshold
+    for rs in run_sets(preds, metrics, dataset):
+        yield rs.label, rs.labels, rs.ensemble, rs.ensemble_threshold
 
 
 def roc_plot(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path) -> Path:

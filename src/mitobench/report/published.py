@@ -12,10 +12,12 @@ from io import StringIO
 import pandas as pd
 
 from mitobench.models.registry import all_specs
+from mitobench.train.rundir import DEFAULT_TRAIN_DATA
 
 MODES = {"end-to-end": "e2e", "linear-probe": "probe", "lora": "lora"}
 DATASETS = {"AMi-Br": "amibr/test", "AtNorM-Br": "atnorm-br/test", "AtNorM-MD": "atnorm-md/test"}
 PAPER_PRESET = "paper"
+PAPER_TRAIN = DEFAULT_TRAIN_DATA
 
 
 def _read(name: str) -> pd.DataFrame:

@@ -15,24 +15,8 @@ import pandas as pd
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
-from mitobench.report.published import PAPER_PRESET, published, published_per_fold
-
-RUN_KEYS = ["model", "mode", "preset"]
-
-
-def thresholds_of(metrics: pd.DataFrame) -> pd.DataFrame:
-    t = metrics[(metrics["metric"] == "threshold") & (metrics["variant"] == "fold")]
-    return (
-        t.groupby([*RUN_KEYS, "fold"], as_index=False)["value"].first().rename(columns={"value": "threshold"})
-    )
-
-
-def fold_matrix(preds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
-    """(labels, probs[fold, sample], folds, sample ids) for one run and dataset, samples aligned."""
-    wide = preds.pivot_table(index="sample", columns="fold", values="prob")
-    wide = wide.dropna()
-    labels = preds.drop_duplicates("sample").set_index("sample").loc[wide.index, "label"].to_numpy()
-    return labels, wide.to_numpy().T, [int(c) for c in wide.columns], [str(s) for s in wide.index]
+from mitobench.report.published import PAPER_PRESET, PAPER_TRAIN, published, published_per_fold
+from mitobench.report.runs import RUN_KEYS, run_sets
 
 
 def results_table(
@@ -41,30 +25,23 @@ def results_table(
     groups: dict[str, dict[str, str]] | None = None,
     n_boot: int = 1000,
 ) -> pd.DataFrame:
-    """One row per (model, mode, preset, dataset); validation folds are left out (they differ per fold)."""
+    """One row per (run, dataset); validation folds are left out (they differ per fold)."""
     groups = groups or {}
-    thr = thresholds_of(metrics)
     rows = []
-    preds = preds[~preds["dataset"].str.endswith("/val")]
-    for (model, mode, preset, dataset), part in preds.groupby([*RUN_KEYS, "dataset"], sort=True):
-        labels, probs, folds, samples = fold_matrix(part)
-        t = thr[(thr["model"] == model) & (thr["mode"] == mode) & (thr["preset"] == preset)].set_index("fold")
-        thresholds = np.array([float(t.loc[f, "threshold"]) for f in folds])
-        per_fold = [compute(labels, p, th) for p, th in zip(probs, thresholds, strict=True)]
+    for rs in run_sets(preds, metrics):
+        per_fold = [compute(rs.labels, p, th) for p, th in zip(rs.probs, rs.thresholds, strict=True)]
         bacc = np.array([m["balanced_accuracy"] for m in per_fold])
         auc = np.array([m["auroc"] for m in per_fold])
-        g = groups.get(dataset)
-        slide = np.array([g.get(s, s) for s in samples]) if g else None
-        ci = bootstrap_ci(labels, probs, thresholds, slide, n_boot=n_boot) if n_boot else {}
-        ens = compute(labels, probs.mean(axis=0), float(thresholds.mean()))
+        g = groups.get(rs.dataset)
+        slide = np.array([g.get(s, s) for s in rs.samples]) if g else None
+        ci = bootstrap_ci(rs.labels, rs.probs, rs.thresholds, slide, n_boot=n_boot) if n_boot else {}
+        ens = compute(rs.labels, rs.ensemble, rs.ensemble_threshold)
         rows.append(
             {
-                "model": model,
-                "mode": mode,
-                "preset": preset,
-                "dataset": dataset,
-                "n": len(labels),
-                "folds": len(folds),
+                **dict(zip(RUN_KEYS, rs.run, strict=True)),
+                "dataset": rs.dataset,
+                "n": len(rs.labels),
+                "folds": len(rs.folds),
                 "bacc_mean": bacc.mean(),
                 "bacc_std": bacc.std(ddof=1) if len(bacc) > 1 else 0.0,
                 "bacc_std_pop": bacc.std(ddof=0),
@@ -85,7 +62,8 @@ def results_table(
         return table
     table = table.merge(published(), on=["model", "mode", "dataset"], how="left")
     paper_cols = ["paper_bacc_mean", "paper_bacc_std", "paper_auroc_mean"]
-    table.loc[table["preset"] != PAPER_PRESET, paper_cols] = np.nan  # other recipes: no published figure
+    # other recipes, or other training data: no published figure
+    table.loc[(table["preset"] != PAPER_PRESET) | (table["train_data"] != PAPER_TRAIN), paper_cols] = np.nan
     table["delta_bacc"] = table["bacc_mean"] - table["paper_bacc_mean"]
     return table
 
@@ -133,6 +111,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "model": table["model"],
             "mode": table["mode"],
             "preset": table["preset"],
+            "trained on": table["train_data"],
             "dataset": table["dataset"],
             "folds": table["folds"],
             "± is": np.where(beside, "SD, ddof 0 (as paper)", "SD, ddof 1"),

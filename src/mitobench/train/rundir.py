@@ -15,6 +15,7 @@ A *run* is one model trained in one mode under one recipe, fold by fold::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,22 @@ import pandas as pd
 from mitobench.metrics.binary import compute, summarise
 from mitobench.paths import atomic_path, atomic_write_text
 
+DEFAULT_TRAIN_DATA = "amibr/train"
+"""The paper's training data."""
 
-def run_name(model: str, mode: str, preset: str) -> str:
-    """The directory name of a run: `<model>-<mode>-<preset>`."""
-    return f"{model}-{mode}-{preset}"
+
+def run_name(model: str, mode: str, preset: str, train_data: str = DEFAULT_TRAIN_DATA) -> str:
+    """The directory name of a run: `<model>-<mode>-<preset>`, and `-on-<data>-<hash>` when it
+    trained on other data than AMi-Br's training split (the hash keeps `a/test`, `b/test` apart)."""
+    name = f"{model}-{mode}-{preset}"
+    return name if train_data == DEFAULT_TRAIN_DATA else f"{name}-on-{data_slug(train_data)}"
+
+
+def data_slug(train_data: str) -> str:
+    """A short, file-name-safe, unique name for a training set given by name or path."""
+    stem = Path(train_data).stem or "data"
+    digest = hashlib.sha256(str(Path(train_data).expanduser().resolve()).encode()).hexdigest()[:8]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem) + f"-{digest}"
 
 
 def set_file(key: str) -> str:

@@ -19,10 +19,7 @@ from mitobench.train.config import (
     train_config,
 )
 from mitobench.train.modes import ModeOptions
-from mitobench.train.rundir import RunDir
-
-TRAIN_SET = "amibr/train"
-"""The paper's training data; any labelled folder or CSV can take its place (`train_data`)."""
+from mitobench.train.rundir import DEFAULT_TRAIN_DATA, RunDir
 
 
 class RunSpec(BaseModel):
@@ -32,7 +29,7 @@ class RunSpec(BaseModel):
     model: str
     mode: Mode = "e2e"
     preset: PresetName = "paper"
-    train_data: str = TRAIN_SET
+    train_data: str = DEFAULT_TRAIN_DATA
     """Named split or a labelled folder / CSV (`group` column: slide-grouped folds; `fold`: yours)."""
     split: SplitName = "paper"
     """`paper`: the reference's folds on every scikit-learn; `sklearn`: the installed release's."""

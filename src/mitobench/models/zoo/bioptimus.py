@@ -3,14 +3,13 @@
 import torch
 from timm.layers import SwiGLUPacked
 
-from mitobench.models.registry import register
 from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
 HOPTIMUS_MEAN = (0.707223, 0.578729, 0.703617)
 HOPTIMUS_STD = (0.211883, 0.230117, 0.177517)
 _GIANT = {"img_size": 224, "init_values": 1e-5, "num_classes": 0, "dynamic_img_size": False}
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="h-optimus-0",
         title="H-optimus-0",

@@ -1,9 +1,8 @@
 """kaiko.ai: Midnight-12k (a transformers DINOv2 ViT-g/14; MIT)."""
 
-from mitobench.models.registry import register
 from mitobench.models.spec import HALF, Family, ModelSpec, Pooling, Source
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="midnight",
         title="Midnight-12k",

@@ -3,10 +3,9 @@
 import torch
 from timm.layers import SwiGLUPacked
 
-from mitobench.models.registry import register
 from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="uni",
         title="UNI",

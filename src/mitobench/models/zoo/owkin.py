@@ -1,9 +1,8 @@
 """Owkin: Phikon-v2 (a transformers DINOv2 ViT-L/16; Owkin non-commercial licence)."""
 
-from mitobench.models.registry import register
 from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="phikon-v2",
         title="Phikon-v2",

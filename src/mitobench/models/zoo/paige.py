@@ -8,7 +8,6 @@ normalised with 0.5/0.5 and used only the CLS token under LoRA; we follow the mo
 import torch
 from timm.layers import SwiGLUPacked
 
-from mitobench.models.registry import register
 from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
 _VIRCHOW = {
@@ -22,7 +21,7 @@ _VIRCHOW = {
     "act_layer": torch.nn.SiLU,
 }
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="virchow",
         title="Virchow",

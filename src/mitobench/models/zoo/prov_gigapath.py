@@ -1,9 +1,8 @@
 """Microsoft / Providence: Prov-GigaPath tile encoder (gated; Apache-2.0)."""
 
-from mitobench.models.registry import register
 from mitobench.models.spec import Family, ModelSpec, Pooling, Source
 
-register(
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="prov-gigapath",
         title="Prov-GigaPath",

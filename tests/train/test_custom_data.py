@@ -1,0 +1,102 @@
+"""Training on a user's own labelled data: slide-grouped, stratified or user-given folds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mitobench.data.custom import load_csv
+from mitobench.data.splits import training_folds
+from mitobench.errors import DataError
+
+TINY = [
+    "--set",
+    "input_size=32",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "max_epochs=1",
+    "--set",
+    "precision=fp32",
+]
+
+
+def _lab_csv(root: Path, tmp_path: Path, with_group: bool = True, fold: bool = False) -> Path:
+    """A CSV over the separable AMi-Br images, as a lab would write it (relative paths)."""
+    meta = pd.read_csv(root / "amibr_train_split.csv")
+    rows = pd.DataFrame(
+        {
+            "path": [
+                f"{root}/AMi-Br/{c}/{u}"
+                for c, u in zip(meta["final_label"], meta["dataset_uid"], strict=True)
+            ],
+            "label": meta["final_label"],
+        }
+    )
+    if with_group:
+        rows["group"] = meta["slide"]
+    if fold:
+        rows["fold"] = [i % 3 for i in range(len(rows))]
+    path = tmp_path / "lab.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+def test_train_on_a_csv_and_evaluate_on_named_and_custom_sets(
+    separable_root: Path, tmp_path: Path, cli
+) -> None:
+    csv = _lab_csv(separable_root, tmp_path)
+    out = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
+        "--train-data", csv, "--eval", "amibr/test", "--eval", separable_root / "AtNorM-MD",
+        "--data-root", separable_root, "--out", out, *TINY,
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["spec"]["train_data"] == str(csv)
+    assert record["folds"]["split"] == "paper"  # grouped by the CSV's slides
+    files = {p.name for p in (out / "fold_0" / "predictions").iterdir()}
+    assert files == {"lab__val.csv", "amibr__test.csv", "AtNorM-MD__all.csv"}
+
+
+def test_a_fold_column_is_the_users_split(separable_root: Path, tmp_path: Path, cli) -> None:
+    csv = _lab_csv(separable_root, tmp_path, fold=True)
+    out = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "2",
+        "--train-data", csv, "--eval", "amibr/test", "--data-root", separable_root, "--out", out, *TINY,
+    )  # fmt: skip
+    assert code == 0, err
+    table = pd.read_csv(csv)
+    val = pd.read_csv(out / "fold_2" / "predictions" / "lab__val.csv")
+    assert sorted(val["id"]) == sorted(table.loc[table["fold"] == 2, "path"])
+    assert json.loads((out / "run.json").read_text())["folds"]["split"] == "column"
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "4",
+        "--train-data", csv, "--data-root", separable_root, "--out", tmp_path / "r4", *TINY,
+    )  # fmt: skip
+    assert code == 2 and "has no fold 4" in err
+
+
+def test_without_groups_the_folds_are_stratified(separable_root: Path, tmp_path: Path) -> None:
+    ds = load_csv(_lab_csv(separable_root, tmp_path, with_group=False))
+    folds, how = training_folds(ds)
+    assert how == "stratified"
+    for k in range(5):
+        share = ds.labels[folds == k].mean()
+        assert abs(share - ds.labels.mean()) < 0.1
+
+
+def test_too_few_slides_of_a_class_is_refused(separable_root: Path, tmp_path: Path) -> None:
+    csv = _lab_csv(separable_root, tmp_path)
+    table = pd.read_csv(csv)
+    atypical = table["label"] == "Atypical"
+    table.loc[atypical, "group"] = np.where(np.arange(atypical.sum()) % 2, "s1", "s2")
+    table.to_csv(csv, index=False)
+    with pytest.raises(DataError, match="the atypical class has 2 slides"):
+        training_folds(load_csv(csv))
