@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mitobench.config_file import read_yaml
+from mitobench.config_file import first_error, packaged_names, packaged_yaml, read_yaml
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
@@ -70,18 +69,14 @@ class GridConfig(BaseModel):
 
 def packaged_configs() -> list[str]:
     """Names of the configs shipped with mitobench (`paper`, `cpu`, `quick`)."""
-    folder = resources.files("mitobench").joinpath("configs")
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return packaged_names("mitobench", "configs")
 
 
 def load_grid(path_or_name: str) -> GridConfig:
     """A config file, or the name of a packaged config (e.g. `quick`)."""
     path = Path(path_or_name)
     if not path.is_file() and path_or_name in packaged_configs():
-        text = resources.files("mitobench").joinpath("configs", f"{path_or_name}.yaml").read_text()
-        import yaml
-
-        values = yaml.safe_load(text)
+        values = packaged_yaml("mitobench", "configs", f"{path_or_name}.yaml")
     elif not path.is_file():
         raise ConfigError(
             f"{path_or_name}: no such config file or packaged config",
@@ -92,7 +87,4 @@ def load_grid(path_or_name: str) -> GridConfig:
     try:
         return GridConfig.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(
-            f"{path_or_name}: {'.'.join(map(str, err['loc']))}: {err['msg']}", "fix the config (see configs/)"
-        ) from None
+        raise ConfigError(f"{path_or_name}: {first_error(exc)}", "fix the config (see configs/)") from None

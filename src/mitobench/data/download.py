@@ -10,11 +10,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from mitobench.config_file import packaged_yaml
 from mitobench.data.registry import DATASETS
 from mitobench.errors import DownloadError
 from mitobench.progress import NullProgress, Progress
@@ -25,8 +23,7 @@ CHUNK = 1 << 16
 
 def default_source() -> dict[str, str | None]:
     """The packaged upstream source (url, sha256, licence)."""
-    text = resources.files("mitobench.data").joinpath("sources.yaml").read_text()
-    return yaml.safe_load(text)["upstream"]
+    return packaged_yaml("mitobench.data", "sources.yaml")["upstream"]
 
 
 def fetch(url: str, target: Path, sha256: str | None, progress: Progress) -> Path:

@@ -32,15 +32,6 @@ def dataset_files(data_root: Path, name: str) -> list[Path]:
     return files + [data_root / f for f in spec.files]
 
 
-def write_manifest(data_root: Path, name: str, target: Path) -> int:
-    """Write `sha256  relative/path` lines for a dataset (how the shipped manifests are made)."""
-    lines = [
-        f"{sha256_file(p)}  {p.relative_to(data_root).as_posix()}" for p in dataset_files(data_root, name)
-    ]
-    target.write_text("\n".join(lines) + "\n")
-    return len(lines)
-
-
 def shipped_manifest(name: str) -> dict[str, str] | None:
     """The packaged manifest of a dataset as {relative path: sha256}, or None if none ships."""
     ref = resources.files("mitobench.data").joinpath(MANIFEST_DIR, f"{name}.sha256")

@@ -7,12 +7,11 @@ holds per-mode settings and, for `paper`, each reference script's own settings p
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mitobench.config_file import first_error, packaged_yaml
 from mitobench.errors import ConfigError
 from mitobench.models.spec import InputTransform, Interpolation, ModelSpec, Pooling
 from mitobench.train.augment import (
@@ -154,9 +153,8 @@ def preset(name: str) -> PresetFile:
     """The packaged preset `name`, validated: every mode and model entry must make a TrainConfig."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
-    text = resources.files("mitobench.train").joinpath("presets", f"{name}.yaml").read_text()
     try:
-        file = PresetFile.model_validate(yaml.safe_load(text))
+        file = PresetFile.model_validate(packaged_yaml("mitobench.train", "presets", f"{name}.yaml"))
         for mode in MODES:
             _validate(_merge(file.modes.get(mode, {}), {}))
             for entry in file.models.values():
@@ -195,10 +193,3 @@ def train_config(
     if model is not None:
         values = _merge(values, file.models.get(model.lower(), {}).get(mode, {}))
     return _validate(_merge(values, overrides or {}))
-
-
-def first_error(exc: ValidationError) -> str:
-    """`where: what` of a pydantic error, for one-line messages."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}"

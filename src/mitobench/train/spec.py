@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mitobench.config_file import first_error
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS, SplitName
 from mitobench.errors import ConfigError
@@ -15,7 +16,6 @@ from mitobench.train.config import (
     PresetName,
     ProbeConfig,
     TrainConfig,
-    first_error,
     train_config,
 )
 from mitobench.train.modes import ModeOptions
