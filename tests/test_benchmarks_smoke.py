@@ -21,8 +21,6 @@ def test_perf_quick_mode_writes_its_table(real_root: Path, tmp_path: Path) -> No
             str(real_root),
             "--out",
             str(out),
-            "--work",
-            str(tmp_path / "work"),
         ],
         capture_output=True,
         text=True,
