@@ -7,7 +7,7 @@ holds per-mode settings and, for `paper`, each reference script's own settings p
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,7 +24,7 @@ from mitobench.train.augment import (
 )
 
 Mode = Literal["e2e", "probe", "lora"]
-MODES: tuple[str, ...] = ("e2e", "probe", "lora")
+MODES: tuple[str, ...] = get_args(Mode)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -144,8 +144,8 @@ class PresetFile(BaseModel):
     models: dict[str, dict[Mode, dict[str, Any]]] = Field(default_factory=dict)
 
 
-PRESETS: tuple[str, ...] = ("paper", "cpu", "gpu")
 PresetName = Literal["paper", "cpu", "gpu"]
+PRESETS: tuple[str, ...] = get_args(PresetName)
 
 
 @cache
