@@ -123,32 +123,25 @@ class ResultsStore:
             )
 
     def jobs(self) -> pd.DataFrame:
-        with self._connect() as con:
-            return pd.read_sql_query("SELECT * FROM jobs ORDER BY model, mode, fold", con)
+        return self._frame("SELECT * FROM jobs ORDER BY model, mode, fold")
 
     def fold_fingerprints(self) -> pd.DataFrame:
         """(model, mode, preset, train_data, fold, folds_sha256) of every finished job."""
-        with self._connect() as con:
-            return pd.read_sql_query(
-                f"SELECT j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold, j.folds_sha256 FROM jobs j"
-                " WHERE j.status = 'done'",
-                con,
-            )
+        return self._done("j.folds_sha256 FROM jobs j")
 
     def metrics(self) -> pd.DataFrame:
-        with self._connect() as con:
-            return pd.read_sql_query(
-                f"SELECT j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold, m.dataset, m.variant, m.metric,"
-                " m.value "
-                "FROM metrics m JOIN jobs j USING (job) WHERE j.status = 'done'",
-                con,
-            )
+        return self._done("m.dataset, m.variant, m.metric, m.value FROM metrics m JOIN jobs j USING (job)")
 
     def predictions(self) -> pd.DataFrame:
+        return self._done(
+            "p.dataset, p.sample, p.label, p.prob, p.prob_tta FROM predictions p JOIN jobs j USING (job)"
+        )
+
+    def _done(self, columns_from: str) -> pd.DataFrame:
+        """Rows of finished jobs, each with its run's keys and fold first."""
+        run = f"j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold"
+        return self._frame(f"SELECT {run}, {columns_from} WHERE j.status = 'done'")
+
+    def _frame(self, sql: str) -> pd.DataFrame:
         with self._connect() as con:
-            return pd.read_sql_query(
-                f"SELECT j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold, p.dataset, p.sample, p.label,"
-                " p.prob, p.prob_tta "
-                "FROM predictions p JOIN jobs j USING (job) WHERE j.status = 'done'",
-                con,
-            )
+            return pd.read_sql_query(sql, con)

@@ -1,5 +1,7 @@
 """Bioptimus: H-optimus-0 (Apache-2.0), H-optimus-1 and H0-mini (gated, CC-BY-NC-ND 4.0)."""
 
+from dataclasses import replace
+
 import torch
 from timm.layers import SwiGLUPacked
 
@@ -9,35 +11,30 @@ HOPTIMUS_MEAN = (0.707223, 0.578729, 0.703617)
 HOPTIMUS_STD = (0.211883, 0.230117, 0.177517)
 _GIANT = {"img_size": 224, "init_values": 1e-5, "num_classes": 0, "dynamic_img_size": False}
 
+H_OPTIMUS_0 = ModelSpec(
+    name="h-optimus-0",
+    title="H-optimus-0",
+    family=Family.FOUNDATION,
+    source=Source.HF_HUB,
+    repo="bioptimus/H-optimus-0",
+    architecture="vit_giant_patch14_reg4_dinov2",
+    kwargs=_GIANT,
+    embed_dim=1536,
+    mean=HOPTIMUS_MEAN,
+    std=HOPTIMUS_STD,
+    pooling=Pooling.CLS,
+    gated=True,
+    licence="apache-2.0",
+)
+
 SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        name="h-optimus-0",
-        title="H-optimus-0",
-        family=Family.FOUNDATION,
-        source=Source.HF_HUB,
-        repo="bioptimus/H-optimus-0",
-        architecture="vit_giant_patch14_reg4_dinov2",
-        kwargs=_GIANT,
-        embed_dim=1536,
-        mean=HOPTIMUS_MEAN,
-        std=HOPTIMUS_STD,
-        pooling=Pooling.CLS,
-        gated=True,
-        licence="apache-2.0",
-    ),
-    ModelSpec(
+    H_OPTIMUS_0,
+    # the same architecture and input, other weights and licence
+    replace(
+        H_OPTIMUS_0,
         name="h-optimus-1",
         title="H-optimus-1",
-        family=Family.FOUNDATION,
-        source=Source.HF_HUB,
         repo="bioptimus/H-optimus-1",
-        architecture="vit_giant_patch14_reg4_dinov2",
-        kwargs=_GIANT,
-        embed_dim=1536,
-        mean=HOPTIMUS_MEAN,
-        std=HOPTIMUS_STD,
-        pooling=Pooling.CLS,
-        gated=True,
         licence="cc-by-nc-nd-4.0",
     ),
     ModelSpec(

@@ -2,8 +2,11 @@
 
 Their model cards embed a tile as concat(CLS, mean of the patch tokens); Virchow2's four register
 tokens are skipped by the mean (pooling uses `num_prefix_tokens`). The paper's scripts instead
-normalised with 0.5/0.5 and used only the CLS token under LoRA; we follow the model cards.
+normalised with 0.5/0.5 and used only the CLS token under LoRA; the `paper` preset does as they
+did, other presets follow the model cards.
 """
+
+from dataclasses import replace
 
 import torch
 from timm.layers import SwiGLUPacked
@@ -21,31 +24,28 @@ _VIRCHOW = {
     "act_layer": torch.nn.SiLU,
 }
 
+VIRCHOW = ModelSpec(
+    name="virchow",
+    title="Virchow",
+    family=Family.FOUNDATION,
+    source=Source.HF_HUB,
+    repo="paige-ai/Virchow",
+    architecture="vit_huge_patch14_224",
+    kwargs=_VIRCHOW,
+    embed_dim=2560,
+    pooling=Pooling.CLS_MEAN,
+    gated=True,
+    licence="cc-by-nc-nd-4.0",
+)
+
 SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        name="virchow",
-        title="Virchow",
-        family=Family.FOUNDATION,
-        source=Source.HF_HUB,
-        repo="paige-ai/Virchow",
-        architecture="vit_huge_patch14_224",
-        kwargs=_VIRCHOW,
-        embed_dim=2560,
-        pooling=Pooling.CLS_MEAN,
-        gated=True,
-        licence="cc-by-nc-nd-4.0",
-    ),
-    ModelSpec(
+    VIRCHOW,
+    # the same architecture with four register tokens
+    replace(
+        VIRCHOW,
         name="virchow2",
         title="Virchow2",
-        family=Family.FOUNDATION,
-        source=Source.HF_HUB,
         repo="paige-ai/Virchow2",
-        architecture="vit_huge_patch14_224",
         kwargs={**_VIRCHOW, "reg_tokens": 4},
-        embed_dim=2560,
-        pooling=Pooling.CLS_MEAN,
-        gated=True,
-        licence="cc-by-nc-nd-4.0",
     ),
 )
