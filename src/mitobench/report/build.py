@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mitobench.benchmark.store import ResultsStore
+from mitobench.benchmark.store import STORE_FILE, ResultsStore
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
 from mitobench.data.registry import DATASETS, load_present
@@ -65,7 +65,7 @@ def _gallery(ds: Dataset, calls: dict[str, Any]) -> dict[str, list[dict[str, Any
 
 def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict[str, Path]:
     """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html."""
-    if not (results_dir / "results.sqlite").is_file():
+    if not (results_dir / STORE_FILE).is_file():
         raise ConfigError(f"{results_dir} holds no results store", "run a grid first: mitobench run CONFIG")
     store = ResultsStore(results_dir)
     preds, metrics = store.predictions(), store.metrics()
