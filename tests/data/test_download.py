@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import shutil
 import threading
@@ -37,13 +38,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def synthetic_release(src: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the small synthetic datasets under `src` *the release* the installer verifies against:
+    manifests of their files (AMi-Br, AtNorM-MD) and their counts (AtNorM-Br, which has none)."""
+    from mitobench.data import manifest
+    from mitobench.data.registry import DATASETS
+
+    manifests = {
+        name: {
+            p.relative_to(src).as_posix(): manifest.sha256_file(p) for p in manifest.dataset_files(src, name)
+        }
+        for name in ("amibr", "atnorm-md")
+    }
+    monkeypatch.setattr(manifest, "shipped_manifest", manifests.get)
+    monkeypatch.setitem(
+        DATASETS, "atnorm-br", dataclasses.replace(DATASETS["atnorm-br"], counts={"test": (3, 5)})
+    )
+
+
 @pytest.fixture
-def archive(tmp_path: Path) -> bytes:
-    """A zip laid out like the upstream repository archive."""
+def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """A zip laid out like the upstream repository archive, whose datasets are the release."""
     src = tmp_path / "src" / "AMi-Br_Benchmark-main"
     make_amibr(src)
     make_atnorm(src, "AtNorM-Br")
     make_atnorm(src, "AtNorM-MD")
+    synthetic_release(src, monkeypatch)
     zip_path = shutil.make_archive(str(tmp_path / "upstream"), "zip", tmp_path / "src")
     return Path(zip_path).read_bytes()
 

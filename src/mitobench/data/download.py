@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from mitobench.config_file import packaged_yaml
+from mitobench.data.manifest import verify_dataset
 from mitobench.data.registry import DATASETS
 from mitobench.errors import DownloadError
 from mitobench.progress import NullProgress, Progress
@@ -94,27 +95,89 @@ def _check_member(name: str, into: Path) -> None:
         raise DownloadError(f"archive member {name!r} escapes the target folder", "use a trusted archive")
 
 
-def install(extracted: Path, data_root: Path, overwrite: bool = False) -> list[str]:
-    """Move each dataset folder and metadata file found in `extracted` into `data_root`."""
+def install(
+    extracted: Path, data_root: Path, overwrite: bool = False, progress: Progress | None = None
+) -> list[str]:
+    """Verify each dataset found in `extracted`, then swap it into `data_root` atomically.
+
+    Everything is checked before anything is touched: a dataset that fails its shipped manifest
+    (or, without one, its counts and decoding) stops the install with the old copy intact. An
+    existing copy is kept when it verifies and `overwrite` is off; a broken one is replaced.
+    """
+    progress = progress or NullProgress()
+    staging = extracted.parent / "staging"
+    staged = _stage(extracted, staging)
+    if not staged:
+        return []
+    for name in staged:
+        _require_verified(staging, name, "the downloaded copy", progress)
     installed = []
+    for name in staged:
+        spec = DATASETS[name]
+        exists = (data_root / spec.folder).exists()
+        if exists and not overwrite and verify_dataset(data_root, name, progress).ok:
+            installed.append(name)  # the copy in place is the release: keep it
+            continue
+        _swap_in(staging, data_root, [*spec.files, spec.folder])
+        installed.append(name)
+    return installed
+
+
+def _stage(extracted: Path, staging: Path) -> list[str]:
+    """Lay the datasets found anywhere in the archive out like a data root under `staging`."""
+    names = []
     for name, spec in DATASETS.items():
         folder = _find(extracted, spec.folder, want_dir=True)
         if folder is None:
             continue
-        files = {f: _find(extracted, f, want_dir=False) for f in spec.files}
-        dest = data_root / spec.folder
-        if dest.exists():
-            if not overwrite:
-                installed.append(name)
-                continue
-            shutil.rmtree(dest)
-        data_root.mkdir(parents=True, exist_ok=True)
-        for fname, src in files.items():
+        staging.mkdir(parents=True, exist_ok=True)
+        for fname in spec.files:
+            src = _find(extracted, fname, want_dir=False)
             if src is not None:
-                shutil.move(str(src), data_root / fname)
-        shutil.move(str(folder), dest)  # the folder last: its presence means complete
-        installed.append(name)
-    return installed
+                os.replace(src, staging / fname)
+        os.replace(folder, staging / spec.folder)
+        names.append(name)
+    return names
+
+
+def _require_verified(root: Path, name: str, what: str, progress: Progress) -> None:
+    result = verify_dataset(root, name, progress)
+    if not result.ok:
+        more = f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
+        raise DownloadError(
+            f"{DATASETS[name].title}: {what} fails verification: {result.problems[0]}{more}",
+            "nothing was installed; the archive is incomplete or not the release: retry, "
+            "or pass --url to a good copy",
+        )
+
+
+def _swap_in(staging: Path, data_root: Path, items: list[str]) -> None:
+    """Replace `items` (metadata files, then the dataset folder) in `data_root` by the staged
+    ones; the old ones are set aside first and put back if any step fails."""
+    data_root.mkdir(parents=True, exist_ok=True)
+    backup = Path(tempfile.mkdtemp(dir=data_root, prefix=".previous-"))
+    moved: list[str] = []
+    try:
+        for item in items:
+            src, dst = staging / item, data_root / item
+            if not src.exists():
+                continue
+            if dst.exists():
+                os.replace(dst, backup / item)
+            moved.append(item)
+            os.replace(src, dst)
+    except OSError as exc:
+        for item in moved:
+            dst, old = data_root / item, backup / item
+            if dst.exists() and old.exists():
+                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+            if old.exists():
+                os.replace(old, dst)
+        shutil.rmtree(backup, ignore_errors=True)
+        raise DownloadError(
+            f"installing into {data_root} failed ({exc})", "the previous copy was kept"
+        ) from None
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _find(root: Path, name: str, want_dir: bool) -> Path | None:
@@ -142,7 +205,7 @@ def download(
         archive = fetch(url, tmp_path / "archive", sha256, progress)
         extracted = tmp_path / "extracted"
         extract(archive, extracted)
-        installed = install(extracted, data_root, overwrite)
+        installed = install(extracted, data_root, overwrite, progress)
     if not installed:
         raise DownloadError(
             f"{url}: the archive holds none of {', '.join(s.folder for s in DATASETS.values())}",

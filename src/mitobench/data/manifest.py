@@ -29,7 +29,7 @@ def dataset_files(data_root: Path, name: str) -> list[Path]:
     spec = DATASETS[name]
     folder = data_root / spec.folder
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return files + [data_root / f for f in spec.files]
+    return files + [data_root / f for f in spec.files if (data_root / f).is_file()]
 
 
 def shipped_manifest(name: str) -> dict[str, str] | None:
