@@ -29,7 +29,12 @@ def load_unlabelled_folder(root: Path) -> Dataset:
     """Every image under `root` (recursively), for prediction; labels are -1 (unknown)."""
     if not root.is_dir():
         raise DataError(f"{root}: folder does not exist", "pass a folder of image patches")
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)  # hidden, AppleDouble
+    )
     if not paths:
         raise DataError(f"{root}: no images found", "pass a folder holding .png/.jpg/.tif patches")
     frame = pd.DataFrame(

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from mitobench.data.folders import images_by_class
-from mitobench.data.images import read_image
+from mitobench.data.images import FIX_UPSTREAM, read_image
 from mitobench.data.registry import DATASETS
 from mitobench.errors import DataError
 from mitobench.progress import NullProgress, Progress
@@ -100,7 +100,7 @@ def _verify_by_decoding(data_root: Path, name: str, progress: Progress) -> Verif
     progress.start(f"decoding {spec.title}", len(paths))
     for p in paths:
         try:
-            read_image(p)
+            read_image(p, fix=FIX_UPSTREAM)
         except DataError as exc:
             result.problems.append(exc.message)
         result.checked += 1
