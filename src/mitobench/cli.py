@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -13,7 +14,8 @@ from rich.table import Table
 
 from mitobench import __version__
 from mitobench.console import RichProgress, err_console, out_console
-from mitobench.errors import MitobenchError
+from mitobench.errors import ConfigError, MitobenchError
+from mitobench.paths import require_folder
 
 app = typer.Typer(
     help="Benchmark models on atypical vs normal mitotic figure classification.",
@@ -273,8 +275,6 @@ def _parse_sets(values: list[str] | None) -> dict[str, object]:
     """`--set lr=1e-4 --set input.crop_pct=0.875` -> nested dict (values parsed as YAML)."""
     import yaml
 
-    from mitobench.errors import ConfigError
-
     out: dict[str, object] = {}
     for item in values or []:
         key, sep, raw = item.partition("=")
@@ -369,21 +369,18 @@ def train_cmd(
         try:
             values["folds"] = [int(f) for f in folds.split(",") if f.strip()]
         except ValueError:
-            from mitobench.errors import ConfigError
-
             raise ConfigError(
                 f"--folds {folds!r} is not a list of fold numbers", "write e.g. --folds 0,1,2"
             ) from None
     if set_:
         values["train"] = {**values.get("train", {}), **_parse_sets(set_)}  # type: ignore[dict-item]
     if "model" not in values:
-        from mitobench.errors import ConfigError
-
         raise ConfigError(
             "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
         )
     spec = parse_spec(values)
     run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
+    require_folder(run_dir, "the run folder (--out)", "pass a folder to hold the run: --out DIR")
     root = _root(data_root)
     with RichProgress() as progress:
         result = train_run(spec, run_dir, root, progress)
@@ -395,7 +392,10 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     run: Annotated[Path, typer.Argument(help="A run directory made by `mitobench train`.")],
-    dataset: Annotated[list[str] | None, typer.Option(help="Dataset to add: a name, folder or CSV.")] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(help="Dataset to add: a name, a labelled folder or CSV, or NAME=PATH to name one."),
+    ] = None,
     tta: Annotated[
         bool, typer.Option(help="Also score the 8 dihedral transforms (reported separately).")
     ] = False,
@@ -432,6 +432,10 @@ def predict_cmd(
     from mitobench.paths import atomic_path
     from mitobench.train.batches import PATCH_SIZE
 
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder", "pass the CSV file to write, e.g. --out predictions.csv"
+        )
     predictor = from_run(source) if source.is_dir() else from_bundle(source)
     dataset = load_csv(inputs, require_labels=False) if inputs.is_file() else load_unlabelled_folder(inputs)
     # the models saw 128x128 patches: other sizes are resized to that
@@ -484,7 +488,8 @@ def run_cmd(
     with RichProgress() as progress:
         outcome = run_grid(grid, results_dir, root, executor.value, address, progress)
     out_console.print(
-        f"{len(outcome.done)} done, {len(outcome.skipped)} already finished, {len(outcome.failed)} failed"
+        f"{len(outcome.done)} done, {len(outcome.skipped)} already finished, "
+        f"{len(outcome.busy)} running in another process, {len(outcome.failed)} failed"
     )
     for job, error in outcome.failed.items():
         err_console.print(f"[red]failed:[/] {job}: {error.splitlines()[0]}", highlight=False)
@@ -551,7 +556,12 @@ def main() -> None:
             err_console.print(f"  [bold]fix:[/] {exc.fix}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted; rerun the same command to resume")
+        err_console.print(
+            "interrupted: every file written is complete, finished folds and each fold's last epoch "
+            f"are kept; resume with: mitobench {shlex.join(sys.argv[1:])}",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(130)
 
 

@@ -31,3 +31,7 @@ class ModelError(MitobenchError):
 
 class DownloadError(MitobenchError):
     """A download that failed or arrived broken."""
+
+
+class StorageError(MitobenchError):
+    """A place to write that cannot be written: a full disk, a file where a folder belongs."""

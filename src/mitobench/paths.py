@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
+
+from mitobench.errors import StorageError
 
 DATA_ENV = "MITOBENCH_DATA"
 CACHE_ENV = "MITOBENCH_CACHE"
@@ -28,7 +31,28 @@ def resolve_data_root(data_root: str | Path | None) -> Path:
 def cache_dir() -> Path:
     """`MITOBENCH_CACHE`, else the per-user cache directory."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path(user_cache_dir("mitobench"))
+    path = Path(env).expanduser() if env else Path(user_cache_dir("mitobench"))
+    if path.exists() and not path.is_dir():
+        where = f"${CACHE_ENV} ({path})" if env else str(path)
+        raise StorageError(
+            f"the cache folder {where} is a file, not a folder", f"set {CACHE_ENV} to a folder"
+        )
+    return path
+
+
+def require_folder(path: Path, what: str, fix: str) -> None:
+    """Refuse a path that exists but is a file where a folder is wanted (checked before any work)."""
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{what} {path} is a file, not a folder", fix)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager
@@ -38,15 +62,32 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     Readers therefore see either the old file or the complete new one, never half a file.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise StorageError(f"{target} is a folder; a file was to be written there", "pass a file path")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _storage_error(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # as a plain open() would: mkstemp makes it 0600
         os.replace(tmp_path, target)
+    except OSError as exc:
+        raise _storage_error(target, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _storage_error(target: Path, exc: OSError) -> StorageError:
+    if exc.errno in NO_SPACE:
+        return StorageError(
+            f"no space left on the device writing {target} (the previous file, if any, is intact)",
+            "free some space (or write somewhere else) and run the command again",
+        )
+    return StorageError(f"cannot write {target} ({exc.strerror or exc})", "check the folder's permissions")
 
 
 def atomic_write_text(target: str | Path, text: str) -> None:

@@ -56,7 +56,8 @@ def test_evaluate_adds_a_custom_dataset(run_dir: Path, separable_root: Path, cli
     code, _, err = cli("evaluate", run_dir, "--dataset", separable_root / "AtNorM-MD", "--tta")
     assert code == 0, err
     summary = json.loads((run_dir / "metrics.json").read_text())
-    entry = summary["sets"]["AtNorM-MD/all"]
+    (key,) = [k for k in summary["sets"] if k.startswith("AtNorM-MD-")]  # named after the folder + path hash
+    entry = summary["sets"][key]
     assert set(entry["per_fold"]) == {"0", "1"} and "tta" in entry and "ensemble" in entry
 
 

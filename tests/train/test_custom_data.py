@@ -53,15 +53,16 @@ def test_train_on_a_csv_and_evaluate_on_named_and_custom_sets(
     out = tmp_path / "run"
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
-        "--train-data", csv, "--eval", "amibr/test", "--eval", separable_root / "AtNorM-MD",
+        "--train-data", f"lab={csv}", "--eval", "amibr/test", "--eval", separable_root / "AtNorM-MD",
         "--data-root", separable_root, "--out", out, *TINY,
     )  # fmt: skip
     assert code == 0, err
     record = json.loads((out / "run.json").read_text())
-    assert record["spec"]["train_data"] == str(csv)
+    assert record["spec"]["train_data"] == f"lab={csv}"
     assert record["folds"]["split"] == "paper"  # grouped by the CSV's slides
     files = {p.name for p in (out / "fold_0" / "predictions").iterdir()}
-    assert files == {"lab__val.csv", "amibr__test.csv", "AtNorM-MD__all.csv"}
+    md = [f for f in files if f.startswith("AtNorM-MD-")]  # unnamed: the folder's name + a path hash
+    assert files == {"lab__val.csv", "amibr__test.csv", *md} and len(md) == 1
 
 
 def test_a_fold_column_is_the_users_split(separable_root: Path, tmp_path: Path, cli) -> None:
@@ -69,7 +70,8 @@ def test_a_fold_column_is_the_users_split(separable_root: Path, tmp_path: Path, 
     out = tmp_path / "run"
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "2",
-        "--train-data", csv, "--eval", "amibr/test", "--data-root", separable_root, "--out", out, *TINY,
+        "--train-data", f"lab={csv}", "--eval", "amibr/test", "--data-root", separable_root, "--out", out,
+        *TINY,
     )  # fmt: skip
     assert code == 0, err
     table = pd.read_csv(csv)
@@ -78,7 +80,7 @@ def test_a_fold_column_is_the_users_split(separable_root: Path, tmp_path: Path, 
     assert json.loads((out / "run.json").read_text())["folds"]["split"] == "column"
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "4",
-        "--train-data", csv, "--data-root", separable_root, "--out", tmp_path / "r4", *TINY,
+        "--train-data", f"lab={csv}", "--data-root", separable_root, "--out", tmp_path / "r4", *TINY,
     )  # fmt: skip
     assert code == 2 and "has no fold 4" in err
 

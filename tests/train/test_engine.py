@@ -68,7 +68,7 @@ def test_a_different_run_in_the_same_directory_is_refused(separable_root: Path, 
     from mitobench.errors import ConfigError
 
     train_run(_e2e_spec(max_epochs=1), tmp_path / "run", separable_root, pretrained=False)
-    with pytest.raises(ConfigError, match="holds a different run"):
+    with pytest.raises(ConfigError, match=r"holds a run with other settings \(max_epochs: 1 -> 2\)"):
         train_run(_e2e_spec(max_epochs=2), tmp_path / "run", separable_root, pretrained=False)
 
 
@@ -91,7 +91,7 @@ def test_a_run_records_its_folds_and_refuses_to_resume_on_other_folds(
     with pytest.raises(ConfigError, match="trained on other folds"):
         train_run(spec, run, separable_root, pretrained=False)
     other = spec.model_copy(update={"split": "sklearn"})
-    with pytest.raises(ConfigError, match="holds a different run"):
+    with pytest.raises(ConfigError, match="split: paper -> sklearn"):
         train_run(other, run, separable_root, pretrained=False)
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,12 +16,16 @@ from typing import Any
 from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import MitobenchError
 from mitobench.progress import Progress
-from mitobench.train.run import environment, train_run
-from mitobench.train.rundir import DEFAULT_TRAIN_DATA, RunDir, data_slug, run_name
+from mitobench.train.run import environment, settings_changes, train_run
+from mitobench.train.rundir import DEFAULT_TRAIN_DATA, FoldDir, RunDir, data_slug, run_name
 from mitobench.train.spec import RunSpec
 
 Outcome = tuple[str, str | None]
-"""(status, error): done, skipped, failed or interrupted."""
+"""(status, error): done, skipped (finished before), busy (another process holds it), failed or
+interrupted."""
+
+LOCKS = "locks"
+"""Folder of a results directory holding one lock file per job being run."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,54 @@ def run_job(
 ) -> Outcome:
     """Train/evaluate one job and record it; safe to call in any process."""
     store = ResultsStore(results_dir)
-    fold = RunDir(job.run_dir).fold(job.fold)
+    run = RunDir(job.run_dir)
+    fold = run.fold(job.fold)
     if store.status(job.key) == "done" and fold.is_done():
-        return "skipped", None
+        changed = settings_changes(run, job.spec, job.spec.resolved()) if run.has_record() else []
+        if not changed:
+            return "skipped", None
+        return "failed", (
+            f"finished earlier with other settings ({'; '.join(changed[:4])}); its results are kept: "
+            "write these settings' results to another --results folder, or delete "
+            f"{job.run_dir} to retrain"
+        )
+    with claim(results_dir, job.key) as mine:
+        if not mine:
+            return "busy", "another process is running this job; rerun when it is done"
+        return _run_claimed(job, store, fold, data_root, progress, overrides)
+
+
+@contextlib.contextmanager
+def claim(results_dir: Path, key: str) -> Iterator[bool]:
+    """Hold the job's lock file (an OS lock: freed when the process ends, even by kill -9);
+    yields False when another process holds it."""
+    folder = results_dir / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{key}\npid {os.getpid()}\n")
+            fh.flush()
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_claimed(
+    job: Job,
+    store: ResultsStore,
+    fold: FoldDir,
+    data_root: Path,
+    progress: Progress | None,
+    overrides: dict[str, Any] | None,
+) -> Outcome:
     spec = job.spec.model_copy(update={"folds": [job.fold]})
     store.start(
         job.key,

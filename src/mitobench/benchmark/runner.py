@@ -21,6 +21,8 @@ from mitobench.train.rundir import RunDir
 class GridResult:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+    """Jobs another process was running: left to it."""
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -51,6 +53,8 @@ def run_grid(
             result.done.append(job.key)
         elif status == "skipped":
             result.skipped.append(job.key)
+        elif status == "busy":
+            result.busy.append(job.key)
         else:
             result.failed[job.key] = error or "unknown error"
     for run_dir in sorted({job.run_dir for job in jobs}):

@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from mitobench.errors import ConfigError
 from mitobench.metrics.binary import compute
+from mitobench.paths import require_folder
 from mitobench.train.rundir import FoldDir, set_key
 
 SCHEMA = """
@@ -43,6 +45,7 @@ class ResultsStore:
     """Append-only store of jobs, their metrics and their per-sample probabilities."""
 
     def __init__(self, results_dir: Path) -> None:
+        require_folder(results_dir, "the results folder", "pass a folder: --results DIR")
         results_dir.mkdir(parents=True, exist_ok=True)
         self.path = results_dir / STORE_FILE
         with self._connect() as con:
@@ -53,14 +56,29 @@ class ResultsStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            con = sqlite3.connect(self.path, timeout=60.0)
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
             with con:  # one transaction
                 yield con
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise self._unreadable(exc) from None
         finally:
             con.close()
+
+    def _unreadable(self, exc: Exception) -> ConfigError:
+        folder = self.path.parent
+        return ConfigError(
+            f"{self.path}: not a readable results store ({exc})",
+            f"move it aside (mv {self.path} {self.path}.broken) and rerun `mitobench run CONFIG --results "
+            f"{folder}`: it records the finished folds again from {folder / 'runs'} without retraining",
+        )
 
     def status(self, job: str) -> str | None:
         with self._connect() as con:

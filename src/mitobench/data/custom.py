@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,14 @@ from mitobench.data.dataset import Dataset
 from mitobench.data.folders import IMAGE_SUFFIXES, class_folders, list_images, parse_label
 from mitobench.data.upstream import read_csv
 from mitobench.errors import DataError
+
+CSV_FIX = "fix your CSV: columns path, label (Atypical/Normal or 1/0), optionally group, id, fold"
+
+
+def unique_name(path: Path) -> str:
+    """`<folder or file stem>-<8 hex of the resolved path>`: `siteA/test` and `siteB/test` differ."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    return f"{path.stem if path.is_file() else path.name}-{digest}"
 
 
 def load_folder(root: Path, name: str | None = None) -> Dataset:
@@ -22,7 +31,7 @@ def load_folder(root: Path, name: str | None = None) -> Dataset:
         rows += [{"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label} for p in images]
     frame = pd.DataFrame(rows)
     frame["group"] = pd.NA
-    return Dataset(name or root.name, "all", frame)
+    return Dataset(name or unique_name(root), "all", frame, source=str(root.resolve()))
 
 
 def load_unlabelled_folder(root: Path) -> Dataset:
@@ -32,7 +41,8 @@ def load_unlabelled_folder(root: Path) -> Dataset:
     paths = sorted(
         p
         for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(root).parts)  # hidden, AppleDouble
     )
     if not paths:
@@ -51,7 +61,7 @@ def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -
     Relative paths are taken relative to the CSV's folder. Without labels (prediction)
     the `label` column may be absent.
     """
-    frame = read_csv(path, ("path", "label") if require_labels else ("path",))
+    frame = read_csv(path, ("path", "label") if require_labels else ("path",), fix=CSV_FIX)
     base = path.parent
     resolved = []
     for raw in frame["path"].astype(str):
@@ -77,4 +87,4 @@ def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -
             f"{path}: every row has the same label",
             "a labelled dataset needs both atypical and normal examples",
         )
-    return Dataset(name or path.stem, "all", out)
+    return Dataset(name or unique_name(path), "all", out, source=str(path.resolve()))

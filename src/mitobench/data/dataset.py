@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ class Dataset:
     split: str
     frame: pd.DataFrame
     image_size: tuple[int, int] | None = None
+    source: str = ""
+    """The resolved folder or CSV a user's dataset came from ("" for the named datasets)."""
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.frame.columns]
@@ -61,7 +64,12 @@ class Dataset:
     def subset(self, index: np.ndarray | list[int], split: str | None = None) -> Dataset:
         """The samples at `index`, in that order (e.g. one fold's training rows)."""
         frame = self.frame.iloc[np.asarray(index)].reset_index(drop=True)
-        return Dataset(self.name, split or self.split, frame, self.image_size)
+        return Dataset(self.name, split or self.split, frame, self.image_size, self.source)
+
+    def fingerprint(self) -> str:
+        """sha256 of the ids and labels in order: tells two datasets under one name apart."""
+        text = "\n".join(f"{i}\t{y}" for i, y in zip(self.frame["id"], self.frame["label"], strict=True))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def summary(self) -> dict[str, object]:
         """Counts per class and slides: what `mitobench data info` shows."""

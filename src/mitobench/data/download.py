@@ -16,6 +16,7 @@ from mitobench.config_file import packaged_yaml
 from mitobench.data.manifest import verify_dataset
 from mitobench.data.registry import DATASETS
 from mitobench.errors import DownloadError
+from mitobench.paths import require_folder
 from mitobench.progress import NullProgress, Progress
 
 URL_ENV = "MITOBENCH_DATA_URL"
@@ -196,6 +197,7 @@ def download(
 ) -> list[str]:
     """Download, extract and install the upstream datasets; returns the names now present."""
     progress = progress or NullProgress()
+    require_folder(data_root, "the data root", "pass a folder: --data-root DIR")
     source = default_source()
     url = url or os.environ.get(URL_ENV) or str(source["url"])
     sha256 = sha256 or (None if url != source["url"] else source.get("sha256"))

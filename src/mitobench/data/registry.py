@@ -66,6 +66,11 @@ EVAL_SETS = ("amibr/test", "atnorm-br/test", "atnorm-md/test")
 
 def check_root(data_root: Path) -> None:
     """A data root must exist and hold at least one dataset."""
+    if data_root.exists() and not data_root.is_dir():
+        raise DataError(
+            f"data root {data_root} is a file, not a folder",
+            "pass the folder that holds AMi-Br/, AtNorM-Br/, AtNorM-MD/ (--data-root DIR)",
+        )
     if not data_root.is_dir():
         raise DataError(
             f"data root {data_root} does not exist",
@@ -112,13 +117,19 @@ def all_keys() -> list[str]:
 
 
 def load(key: str, data_root: Path) -> Dataset:
-    """Load a named dataset split, or a custom folder / CSV when `key` is a path."""
+    """Load a named dataset split, or a custom folder / CSV when `key` is a path.
+
+    A custom set is named after its folder or file plus a hash of its resolved path, or
+    `NAME=PATH` names it.
+    """
+    name, sep, rest = key.partition("=")
+    given = name if sep and Path(rest).expanduser().exists() else None
     if key.lower().partition("/")[0] not in DATASETS:
-        path = Path(key).expanduser()
+        path = Path(rest if given else key).expanduser()
         if path.is_file() and path.suffix.lower() == ".csv":
-            return load_csv(path)
+            return load_csv(path, name=given)
         if path.is_dir():
-            return load_folder(path)
+            return load_folder(path, name=given)
     name, split = parse_key(key)
     spec = DATASETS[name]
     if not (data_root / spec.folder).is_dir():

@@ -16,17 +16,27 @@ AMIBR_TRAIN = "amibr_train_split.csv"
 AMIBR_EXPERTS = ("expert1", "expert2", "expert3")
 
 
-def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a metadata CSV, naming the file and the missing columns on failure."""
+RELEASE_FIX = "re-download it: `mitobench data download --overwrite`"
+
+
+def read_csv(path: Path, required: tuple[str, ...], fix: str = RELEASE_FIX) -> pd.DataFrame:
+    """Read a CSV, naming the file and the problem: missing, unparsable, a required column
+    missing or a row without a value in one (a truncated file). `fix` fits whose file it is."""
     if not path.is_file():
-        raise DataError(f"{path}: metadata file is missing", "re-download with `mitobench data download`")
+        raise DataError(f"{path}: file is missing", fix)
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: cannot parse CSV ({exc})", "re-download the file") from None
+        raise DataError(f"{path}: cannot parse CSV ({str(exc).strip()})", fix) from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: columns {missing} are missing", "re-download the file")
+        raise DataError(f"{path}: columns {missing} are missing", fix)
+    gaps = frame[list(required)].isna().any(axis=1)
+    if gaps.any():
+        row = int(gaps.to_numpy().argmax())
+        empty = [c for c in required if pd.isna(frame.iloc[row][c])]
+        rows = f"{int(gaps.sum())} such row(s); a truncated file?"
+        raise DataError(f"{path}: line {row + 2} has no {', '.join(empty)} ({rows})", fix)
     return frame
 
 
@@ -43,7 +53,8 @@ def _folder_frame(root: Path) -> pd.DataFrame:
 
 
 def _amibr_metadata(root: Path) -> pd.DataFrame:
-    meta = read_csv(root / AMIBR_META, ("slide", "dataset", "uid", "majority_atypical"))
+    votes = tuple(f"{e}_atypical" for e in AMIBR_EXPERTS)
+    meta = read_csv(root / AMIBR_META, ("slide", "dataset", "uid", "majority_atypical", *votes))
     out = pd.DataFrame({"id": meta["dataset"] + "_" + meta["uid"].astype(str) + ".png"})
     out["group"] = meta["slide"]
     out["source"] = meta["dataset"]

@@ -22,6 +22,9 @@ def evaluate_run(
     datasets = [load(key, data_root) for key in dataset_keys]
     predictor = from_run(run_dir)
     run = RunDir(run_dir)
+    for ds in datasets:
+        if ds.source:
+            run.claim_set(ds.key, ds.source, ds.fingerprint())
     cache = ImageCache()
     for ds in datasets:
         images = cache.load(ds, progress)

@@ -57,17 +57,45 @@ def environment() -> dict[str, str]:
     }
 
 
+_NOT_IDENTITY = ("folds", "train")
+"""Which folds to train now is not part of a run's identity (the jobs of a grid add folds to one
+run), and the overrides are compared resolved, as the training settings they make."""
+
+
+def _identity(spec: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {k: v for k, v in spec.items() if k not in _NOT_IDENTITY}, "train_config": cfg}
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out.update(_flat(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return out
+
+
+def settings_changes(run: RunDir, spec: RunSpec, cfg: TrainConfig) -> list[str]:
+    """`setting: old -> new` for every resolved setting that differs from the run on disk."""
+    old = run.read_record()
+    before = _flat(_identity(old.get("spec", {}), old.get("train_config", {})))
+    after = _flat(_identity(spec.model_dump(mode="json"), cfg.model_dump(mode="json")))
+    keys = sorted(set(before) | set(after))
+    return [
+        f"{k.split('.', 1)[1]}: {before.get(k, '(unset)')} -> {after.get(k, '(unset)')}"
+        for k in keys
+        if before.get(k) != after.get(k)
+    ]
+
+
 def _check_run_dir(run: RunDir, spec: RunSpec, cfg: TrainConfig, folds: dict[str, str]) -> None:
     """Write run.json, or check that the run already there is this one, on the same folds."""
-    record = {"spec": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
     if run.has_record():
         old = run.read_record()
-        # which folds to train now is not part of a run's identity: jobs add folds to one run
-        old_spec = {k: v for k, v in old.get("spec", {}).items() if k != "folds"}
-        new_spec = {k: v for k, v in record["spec"].items() if k != "folds"}
-        if old_spec != new_spec or old.get("train_config") != record["train_config"]:
+        changed = settings_changes(run, spec, cfg)
+        if changed:
+            shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
             raise ConfigError(
-                f"{run.path} holds a different run (its run.json differs)",
+                f"{run.path} holds a run with other settings ({shown})",
                 "choose another output directory, or delete that one to start over",
             )
         if old.get("folds", {}).get("sha256") != folds["sha256"]:
@@ -78,6 +106,7 @@ def _check_run_dir(run: RunDir, spec: RunSpec, cfg: TrainConfig, folds: dict[str
                 "resume it where it was made, or train into a new directory",
             )
         return
+    record = {"spec": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
     run.write_record({**record, "folds": folds, "environment": environment(), "created": time.time()})
 
 
@@ -157,6 +186,9 @@ def train_run(
     fold_record = split_record(train_set, folds, how)
     evals, missing = load_present(spec.eval_sets, data_root)
     _check_run_dir(run, spec, cfg, fold_record)
+    for ds in (train_set, *evals):
+        if ds.source:  # a user's folder or CSV: its name must keep meaning that data
+            run.claim_set(ds.key, ds.source, ds.fingerprint())
     if all(run.fold(k).is_done() for k in spec.folds):
         return RunResult(run_dir, run.write_summary())  # nothing to train or evaluate
     dev = device()

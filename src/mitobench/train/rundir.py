@@ -5,6 +5,7 @@ A *run* is one model trained in one mode under one recipe, fold by fold::
     <run>/
       run.json                    settings, folds fingerprint, environment (RunDir.record)
       metrics.json                the summary over finished folds (RunDir.write_summary)
+      datasets.json               which folder / CSV each of your evaluation sets' names means
       fold_<k>/
         best.safetensors          the best epoch's trainable tensors
         last.pt                   resumable training state (gone once the fit ends)
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mitobench.errors import ConfigError
 from mitobench.metrics.binary import compute, summarise
 from mitobench.paths import atomic_path, atomic_write_text
 
@@ -137,6 +139,25 @@ class RunDir:
     @property
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def sets_file(self) -> Path:
+        return self.path / "datasets.json"
+
+    def claim_set(self, key: str, source: str, fingerprint: str) -> None:
+        """Record that `key` names the data at `source`; refuse a different dataset under a taken
+        key, whose predictions it would otherwise silently replace."""
+        sets = _read_json(self.sets_file) if self.sets_file.is_file() else {}
+        entry = {"source": source, "sha256": fingerprint}
+        old = sets.get(key)
+        if old is not None and old != entry:
+            raise ConfigError(
+                f"{self.path} already holds a dataset named {key!r} (from {old['source']}); "
+                f"{source} is a different one",
+                "give it another name: --dataset NAME=PATH (or --eval NAME=PATH)",
+            )
+        if old is None:
+            _write_json(self.sets_file, {**sets, key: entry})
 
     def fold(self, k: int) -> FoldDir:
         return FoldDir(self.path / f"fold_{k}", k)
