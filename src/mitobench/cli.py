@@ -555,14 +555,31 @@ def main() -> None:
         if exc.fix:
             err_console.print(f"  [bold]fix:[/] {exc.fix}", highlight=False)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print(
-            "interrupted: every file written is complete, finished folds and each fold's last epoch "
-            f"are kept; resume with: mitobench {shlex.join(sys.argv[1:])}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    except KeyboardInterrupt:  # outside a command
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as exc:  # typer turns Ctrl-C in a command into exit 130
+        if exc.code == 130 and _caused_by_ctrl_c(exc):
+            _say_interrupted()
+        raise
+
+
+def _caused_by_ctrl_c(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _say_interrupted() -> None:
+    err_console.print(
+        "interrupted: every file written is complete, finished folds and each fold's last epoch "
+        f"are kept; resume with: mitobench {shlex.join(sys.argv[1:])}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

@@ -12,16 +12,19 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_curve
 
+from mitobench.paths import atomic_path
 from mitobench.report.runs import RUN_KEYS, run_label, run_sets
 
 
 def _save(fig: plt.Figure, folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    png = folder / f"{name}.png"
-    fig.savefig(png, dpi=110, bbox_inches="tight")
-    fig.savefig(folder / f"{name}.svg", bbox_inches="tight")
-    plt.close(fig)
-    return png
+    """PNG and SVG, each written atomically (a full disk leaves the previous plot)."""
+    try:
+        for fmt, dpi in (("png", 110), ("svg", None)):
+            with atomic_path(folder / f"{name}.{fmt}") as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return folder / f"{name}.png"
 
 
 def _spread(row: pd.Series) -> float:

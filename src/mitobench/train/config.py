@@ -7,7 +7,7 @@ holds per-mode settings and, for `paper`, each reference script's own settings p
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,7 +45,9 @@ class ProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["torch", "sklearn"] = "torch"
     """`torch`: a linear head under the training protocol; `sklearn`: logistic regression."""
-    c_grid: list[float] = Field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1
+    )
     """Inverse regularisation strengths tried for `sklearn`, chosen on the fold's validation data."""
 
 

@@ -1,0 +1,162 @@
+"""Faults that used to end in a traceback or a wrong message: one line naming the thing, a fix,
+exit status 2 — checked before any work where the fault is in the command line."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mitobench.benchmark.runner import run_grid
+from tests.benchmark.test_runner import tiny_grid
+
+
+def _patches(folder: Path) -> Path:
+    from tests.conftest import write_png
+
+    for i in range(3):
+        write_png(folder / "patches" / f"{i}.png", seed=i)
+    return folder / "patches"
+
+
+def _one_error(err: str, *needles: str) -> None:
+    assert "Traceback" not in err
+    assert sum(line.startswith("error:") for line in err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    assert "fix:" in err
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny grid (two e2e folds) to break in different ways."""
+    from tests.conftest import make_amibr, make_atnorm
+
+    root = tmp_path_factory.mktemp("data")
+    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
+    make_atnorm(root, "AtNorM-MD", n_atyp=10, n_norm=20, separable=True)
+    out = tmp_path_factory.mktemp("results")
+    grid = tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}])
+    run_grid(grid, out, root, job_overrides={"pretrained": False})
+    return out
+
+
+def test_a_corrupt_results_store_says_how_to_rebuild_it(results: Path, tmp_path: Path, cli) -> None:
+    broken = tmp_path / "results"
+    shutil.copytree(results, broken)
+    (broken / "results.sqlite").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (broken / f"results.sqlite{suffix}").unlink(missing_ok=True)
+    code, _, err = cli("report", broken, "--data-root", tmp_path)
+    assert code == 2
+    _one_error(err, "not a readable results store", "without retraining")
+
+
+def test_the_store_is_rebuilt_from_the_runs_without_retraining(results: Path, tmp_path: Path) -> None:
+    from mitobench.benchmark.store import ResultsStore
+    from tests.conftest import make_amibr
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "results.sqlite").unlink()
+    best = copy / "runs" / "resnet10t-e2e-cpu" / "fold_0" / "best.safetensors"
+    before = best.stat().st_mtime_ns
+    root = make_amibr(tmp_path / "data", n_slides=10, per_slide=12, n_test_slides=3, separable=True)
+    outcome = run_grid(tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}]), copy, root)
+    assert len(outcome.done) == 2 and best.stat().st_mtime_ns == before  # recorded, not retrained
+    assert set(ResultsStore(copy).jobs()["status"]) == {"done"}
+
+
+@pytest.mark.parametrize("where", ["export", "cache", "report"])
+def test_a_full_disk_is_one_message_and_keeps_the_old_file(
+    where: str, results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = results / "runs" / "resnet10t-e2e-cpu"
+    if where == "export":
+        import safetensors.torch
+
+        monkeypatch.setattr(safetensors.torch, "save_file", full)
+        target = tmp_path / "old.safetensors"
+        target.write_bytes(b"previous bundle")
+        code, _, err = cli("export", run, "--out", target)
+        assert target.read_bytes() == b"previous bundle"
+    elif where == "cache":
+        monkeypatch.setattr(np, "save", full)
+        code, _, err = cli("predict", run, _patches(tmp_path), "--out", tmp_path / "p.csv")
+    else:
+        import matplotlib.figure
+
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+        code, _, err = cli("report", results, "--data-root", tmp_path, "--bootstrap", "10")
+    assert code == 2
+    _one_error(err, "no space left on the device")
+
+
+def test_predict_to_a_folder_is_refused_before_any_work(results: Path, tmp_path: Path, cli) -> None:
+    code, _, err = cli("predict", results / "runs" / "resnet10t-e2e-cpu", tmp_path, "--out", tmp_path)
+    assert code == 2
+    _one_error(err, f"--out {tmp_path} is a folder")
+
+
+def test_train_out_and_download_root_that_are_files(tmp_path: Path, cli) -> None:
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    code, _, err = cli("train", "--model", "tf_efficientnet_lite0", "--out", a_file, "--data-root", tmp_path)
+    assert code == 2
+    _one_error(err, f"the run folder (--out) {a_file} is a file")
+    code, _, err = cli("data", "download", "--data-root", a_file, "--url", "file:///nonexistent.zip")
+    assert code == 2
+    _one_error(err, f"the data root {a_file} is a file")
+
+
+def test_a_cache_variable_that_names_a_file(
+    results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    a_file = tmp_path / "cache"
+    a_file.write_text("x")
+    monkeypatch.setenv("MITOBENCH_CACHE", str(a_file))
+    run = results / "runs" / "resnet10t-e2e-cpu"
+    code, _, err = cli("predict", run, _patches(tmp_path), "--out", tmp_path / "p.csv")
+    assert code == 2
+    _one_error(err, f"$MITOBENCH_CACHE ({a_file}) is a file, not a folder", "set MITOBENCH_CACHE")
+
+
+def test_a_truncated_metadata_file(synth_root: Path, cli) -> None:
+    meta = synth_root / "AMI-BR.csv"
+    meta.write_bytes(meta.read_bytes()[: len(meta.read_bytes()) * 2 // 3])
+    code, _, err = cli("data", "folds", "--data-root", synth_root)
+    assert code == 2
+    _one_error(err, "AMI-BR.csv: line", "a truncated file?", "re-download")
+
+
+def test_a_data_root_that_is_a_file(tmp_path: Path, cli) -> None:
+    a_file = tmp_path / "root"
+    a_file.write_text("x")
+    code, _, err = cli("data", "info", "--data-root", a_file)
+    assert code == 2
+    _one_error(err, "is a file, not a folder")
+    assert "does not exist" not in err
+
+
+def test_a_problem_in_your_csv_does_not_say_re_download(tmp_path: Path, cli) -> None:
+    csv = tmp_path / "mine.csv"
+    csv.write_text("path,label\nmissing.png,1\n")
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--train-data", csv, "--data-root", tmp_path
+    )
+    assert code == 2
+    _one_error(err, "missing.png")
+    assert "re-download" not in err
+    csv.write_text("path,label\na.png,1\nb.png\n")
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--train-data", csv, "--data-root", tmp_path
+    )
+    assert code == 2
+    _one_error(err, "line 3 has no label", "fix your CSV")
+    assert "re-download" not in err
