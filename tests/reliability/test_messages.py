@@ -79,9 +79,9 @@ def test_a_full_disk_is_one_message_and_keeps_the_old_file(
 
     run = results / "runs" / "resnet10t-e2e-cpu"
     if where == "export":
-        import safetensors.torch
+        from mitobench.inference import bundle
 
-        monkeypatch.setattr(safetensors.torch, "save_file", full)
+        monkeypatch.setattr(bundle, "save_file", full)
         target = tmp_path / "old.safetensors"
         target.write_bytes(b"previous bundle")
         code, _, err = cli("export", run, "--out", target)
