@@ -145,3 +145,57 @@ def cli(
         return code, out, err
 
     return run
+
+
+# ---- a small trained run and real patches, shared by the slide and MIDOG tests
+
+TINY_RUN = {"input_size": 32, "batch_size": 16, "max_epochs": 2, "lr": 3e-3, "precision": "fp32"}
+
+
+@pytest.fixture(scope="session")
+def real_patches(real_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    """16 real AMi-Br patches (8 atypical, 8 normal) as PNG files and arrays."""
+    folder = tmp_path_factory.mktemp("pngs")
+    paths = sorted((real_root / "AMi-Br" / "Atypical").glob("*.png"))[:8]
+    paths += sorted((real_root / "AMi-Br" / "Normal").glob("*.png"))[:8]
+    arrays = []
+    for i, p in enumerate(paths):
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        Image.fromarray(rgb).save(folder / f"{i:02d}.png")
+        arrays.append(rgb)
+    return folder, arrays
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small trained run (EfficientNet-Lite0, two folds on separable synthetic data)."""
+    from mitobench.train.run import train_run
+    from mitobench.train.spec import parse_spec
+
+    root = tmp_path_factory.mktemp("sep")
+    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
+    make_atnorm(root, "AtNorM-MD", n_atyp=4, n_norm=4, separable=True)
+    spec = parse_spec({"model": "tf_efficientnet_lite0", "mode": "e2e", "preset": "cpu", "folds": [0, 1],
+                       "eval_sets": ["atnorm-md/test"], "train": TINY_RUN})  # fmt: skip
+    run = tmp_path_factory.mktemp("run") / "run"
+    train_run(spec, run, root)
+    return run
+
+
+@pytest.fixture(scope="session")
+def png_probs(real_patches, trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """`mitobench predict` of the trained run on the real patches' PNG files, sorted by id."""
+    from mitobench.cli import main
+
+    out = tmp_path_factory.mktemp("pred") / "p.csv"
+    argv, sys.argv = (
+        sys.argv,
+        ["mitobench", "predict", str(trained_run), str(real_patches[0]), "--out", str(out)],
+    )
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = argv
+    return pd.read_csv(out).sort_values("id").reset_index(drop=True)

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"train"},
     {"inference"},
-    {"evaluate"},
+    {"evaluate", "slides"},
     {"benchmark"},
     {"report"},
     {"console", "cli", "__main__"},

@@ -418,17 +418,20 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     source: Annotated[Path, typer.Argument(help="A run directory or an exported bundle (.safetensors).")],
-    inputs: Annotated[Path, typer.Argument(help="A folder of patches or a CSV with a `path` column.")],
+    inputs: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of patches (and/or multi-page TIFF stacks), a stack, or a CSV with `path`."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="CSV to write: id, probability, label.")] = Path(
         "predictions.csv"
     ),
     tta: Annotated[bool, typer.Option(help="Average over the 8 dihedral transforms.")] = False,
 ) -> None:
     """Classify new patches with a run's fold ensemble (mean probability)."""
-    from mitobench.data.cache import ImageCache
-    from mitobench.data.custom import load_csv, load_unlabelled_folder
-    from mitobench.inference.bundle import from_bundle
-    from mitobench.inference.predictor import from_run
+    from mitobench.data.stacks import patches_to_predict
+    from mitobench.inference.bundle import load_model
     from mitobench.paths import atomic_path
     from mitobench.train.batches import PATCH_SIZE
 
@@ -436,12 +439,10 @@ def predict_cmd(
         raise ConfigError(
             f"--out {out} is a folder", "pass the CSV file to write, e.g. --out predictions.csv"
         )
-    predictor = from_run(source) if source.is_dir() else from_bundle(source)
-    dataset = load_csv(inputs, require_labels=False) if inputs.is_file() else load_unlabelled_folder(inputs)
-    # the models saw 128x128 patches: other sizes are resized to that
-    dataset = type(dataset)(dataset.name, dataset.split, dataset.frame, image_size=PATCH_SIZE)
+    predictor = load_model(source)
+    # the models saw 128x128 patches: other sizes are resized to that (stack pages must be 128x128)
+    dataset, images = patches_to_predict(inputs, PATCH_SIZE)
     with RichProgress() as progress:
-        images = ImageCache().load(dataset, progress)
         frame = predictor.predict(dataset, images, tta=tta, progress=progress)
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
@@ -449,6 +450,71 @@ def predict_cmd(
     out_console.print(
         f"{len(frame)} patches → {out} ({n_atyp} atypical at threshold {predictor.threshold:.3f})"
     )
+
+
+@app.command("slide")
+def slide_cmd(
+    slide: Annotated[
+        Path,
+        typer.Argument(
+            help="A whole-slide image (SVS, NDPI, MRXS, tiled TIFF, ...), or a CSV of slide,detections."
+        ),
+    ],
+    model: Annotated[Path, typer.Option(help="A run directory or an exported bundle.")],
+    detections: Annotated[
+        Path | None,
+        typer.Option(help="The detector's output: CSV (x,y level-0 px), QuPath GeoJSON or MIDOG JSON."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for <slide>.geojson, .csv and .summary.json.")] = Path(
+        "slides"
+    ),
+    mpp: Annotated[
+        float | None, typer.Option(help="Level-0 microns per pixel, if the slide does not say.")
+    ] = None,
+    patch_mpp: Annotated[float, typer.Option(help="Microns per pixel of the training patches.")] = 0.25,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative resolution difference read without resampling.")
+    ] = 0.1,
+    threshold: Annotated[
+        float | None, typer.Option(help="Decision threshold (default: the model's).")
+    ] = None,
+) -> None:
+    """Classify a detector's mitotic figures on slides: QuPath GeoJSON, CSV and a per-slide summary."""
+    from mitobench.slides.slide import SlideOptions, jobs_from, run_slides
+
+    require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
+    jobs = jobs_from(slide, detections)
+    options = SlideOptions(mpp, patch_mpp, tolerance, threshold)
+    with RichProgress() as progress:
+        done, kept = run_slides(jobs, model, out, options, progress)
+    for s in done:
+        ratio = s["atypical_fraction"]
+        shown = "-" if ratio is None else f"{ratio:.3f}"
+        lo, hi = s["atypical_fraction_ci95"]
+        ci = "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
+        out_console.print(
+            f"{Path(s['slide']).name}: {s['detections']} detections, {s['atypical']} atypical "
+            f"(fraction {shown}{ci}), {s['padded']} at the edge → {out}"
+        )
+    if kept:
+        out_console.print(f"already done with this model: {', '.join(kept)}")
+
+
+@app.command("midog")
+def midog_cmd(
+    input_dir: Annotated[Path, typer.Option("--input", help="The container's input folder.")] = Path(
+        "/input"
+    ),
+    output_dir: Annotated[Path, typer.Option("--output", help="The container's output folder.")] = Path(
+        "/output"
+    ),
+    model: Annotated[Path, typer.Option(help="A bundle, or a folder holding one.")] = Path("/opt/ml/model"),
+) -> None:
+    """MIDOG 2025 Track 2: classify every page of every TIFF stack; write the challenge's JSON."""
+    from mitobench.inference.midog import classify_stacks
+
+    target = classify_stacks(input_dir, output_dir, model)
+    out_console.print(f"wrote {target}")
 
 
 @app.command("export")

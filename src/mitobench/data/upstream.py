@@ -16,6 +16,8 @@ AMIBR_TRAIN = "amibr_train_split.csv"
 AMIBR_EXPERTS = ("expert1", "expert2", "expert3")
 
 
+TEXT_COLUMNS = ("id", "path", "slide", "detections", "group")
+"""Read as text, never as numbers: ids like `007` keep their zeros."""
 RELEASE_FIX = "re-download it: `mitobench data download --overwrite`"
 
 
@@ -25,7 +27,7 @@ def read_csv(path: Path, required: tuple[str, ...], fix: str = RELEASE_FIX) -> p
     if not path.is_file():
         raise DataError(f"{path}: file is missing", fix)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: cannot parse CSV ({str(exc).strip()})", fix) from None
     missing = [c for c in required if c not in frame.columns]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mitobench.errors import ConfigError
-from mitobench.inference.predictor import Predictor, assemble
+from mitobench.inference.predictor import Predictor, assemble, from_run
 from mitobench.paths import atomic_path
 from mitobench.train.spec import saved_settings
 
@@ -67,3 +68,25 @@ def from_bundle(path: Path) -> Predictor:
     thresholds = {int(k): float(v) for k, v in meta["thresholds"].items()}
     meta_out = {"run": meta["run"], "train_config": meta["train_config"]}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta_out)
+
+
+def load_model(path: Path) -> Predictor:
+    """A run directory or an exported bundle, whichever `path` is."""
+    if path.is_dir():
+        return from_run(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no such run directory or bundle", "pass a run folder or a .safetensors bundle"
+        )
+    return from_bundle(path)
+
+
+def model_fingerprint(path: Path) -> str:
+    """sha256 of what the predictions depend on: the bundle file, or a run's settings and fold weights."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else [path / "run.json", *sorted(path.glob("fold_*/best.safetensors"))]
+    for file in files:
+        with open(file, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -67,6 +67,10 @@ class Predictor:
             )
         return out
 
+    def ensemble_probs(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """The fold ensemble's atypical probability (mean over the folds) of every image."""
+        return np.mean(list(self.fold_probs(images, progress=progress).values()), axis=0)
+
     def predict(
         self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
     ) -> pd.DataFrame:

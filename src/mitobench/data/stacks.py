@@ -1,0 +1,93 @@
+"""Multi-page TIFF stacks of patches (MIDOG 2025 Track 2: up to 16 pages of 128x128 RGB, one
+mitotic figure per page), read page by page with the same decoding rules as single images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from mitobench.data.cache import ImageCache
+from mitobench.data.custom import load_csv, load_unlabelled_folder
+from mitobench.data.dataset import Dataset
+from mitobench.data.images import FIX_OWN, bits_per_sample, read_image
+from mitobench.errors import DataError
+
+STACK_SUFFIXES = (".tif", ".tiff")
+PAGE_SIZE = (128, 128)
+
+
+def is_stack(path: Path) -> bool:
+    """A TIFF with more than one page."""
+    if path.suffix.lower() not in STACK_SUFFIXES:
+        return False
+    try:
+        with Image.open(path) as im:
+            return getattr(im, "n_frames", 1) > 1
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def read_stack(path: Path, page_size: tuple[int, int] | None = PAGE_SIZE) -> np.ndarray:
+    """(pages, H, W, 3) uint8, in page order; every page must be 8-bit RGB of `page_size`."""
+    if not path.is_file():
+        raise DataError(f"{path}: stack file does not exist", "check the path")
+    pages = []
+    try:
+        with Image.open(path) as im:
+            for i, frame in enumerate(ImageSequence.Iterator(im)):
+                where = f"{path} page {i + 1}"
+                depth = bits_per_sample(b"", frame)
+                if frame.mode != "RGB" or depth > 8 or (page_size is not None and frame.size != page_size):
+                    want = f"{page_size[0]}x{page_size[1]} " if page_size else ""
+                    raise DataError(
+                        f"{where} is a {frame.size[0]}x{frame.size[1]} {depth}-bit {frame.mode} image, "
+                        f"not {want}8-bit RGB",
+                        f"write each page as a {want}8-bit RGB image",
+                    )
+                pages.append(np.asarray(frame.convert("RGB"), dtype=np.uint8).copy())
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable TIFF stack ({exc})", FIX_OWN) from None
+    if not pages:
+        raise DataError(f"{path}: the stack has no pages", FIX_OWN)
+    return np.stack(pages)
+
+
+def stack_ids(path: Path, n: int) -> list[str]:
+    """`name.tif#1` … `name.tif#n`: one id per page, in page order."""
+    return [f"{path.name}#{i + 1}" for i in range(n)]
+
+
+def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np.ndarray]:
+    """(dataset of ids, uint8 patches) from a folder of patches and/or TIFF stacks, a stack, or a
+    CSV with a `path` column; other sizes than `size` are resized to it (stack pages are not)."""
+    if inputs.is_file() and inputs.suffix.lower() == ".csv":
+        ds = load_csv(inputs, require_labels=False)
+    elif inputs.is_file() and inputs.suffix.lower() in STACK_SUFFIXES:
+        images = read_stack(inputs, size)
+        return _unlabelled(stack_ids(inputs, len(images)), [inputs] * len(images), inputs.stem), images
+    else:
+        ds = load_unlabelled_folder(inputs)
+    ds = Dataset(ds.name, ds.split, ds.frame, image_size=size, source=ds.source)
+    if not any(is_stack(p) for p in ds.paths):
+        return ds, ImageCache().load(ds)
+    ids, paths, parts = [], [], []
+    for i, p in zip(ds.ids, ds.paths, strict=True):
+        if is_stack(p):
+            pages = read_stack(p, size)
+            ids += [f"{i}#{k + 1}" for k in range(len(pages))]
+        else:
+            pages = read_image(p, size)[None]
+            ids.append(i)
+        paths += [p] * len(pages)
+        parts.append(pages)
+    return _unlabelled(ids, paths, ds.name), np.concatenate(parts)
+
+
+def _unlabelled(ids: list[str], paths: list[Path], name: str) -> Dataset:
+    frame = pd.DataFrame({"id": ids, "path": [str(p) for p in paths], "label": -1, "group": pd.NA})
+    return Dataset(name, "all", frame)

@@ -1,0 +1,67 @@
+"""MIDOG 2025 Track 2 container I/O: every TIFF stack in the input folder, classified page by page.
+
+Reads `INPUT/images/stacked-histopathology-roi-cropouts/*.tif[f]` (up to 16 pages of 128x128 RGB,
+one mitotic figure per page) and writes `OUTPUT/multiple-mitotic-figure-classification.json`: a
+list, in page order (stacks in file-name order), of `{"class": "atypical" | "normal",
+"confidence": P(atypical)}` — the confidence is always P(atypical), as a float.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mitobench.data.stacks import STACK_SUFFIXES, read_stack
+from mitobench.errors import ConfigError, DataError
+from mitobench.inference.bundle import load_model
+from mitobench.paths import atomic_write_text
+from mitobench.progress import NullProgress, Progress
+
+INPUT = Path("/input")
+OUTPUT = Path("/output")
+MODEL = Path("/opt/ml/model")
+STACKS = Path("images") / "stacked-histopathology-roi-cropouts"
+RESULT = "multiple-mitotic-figure-classification.json"
+
+
+def model_path(path: Path) -> Path:
+    """The bundle (or run) at `path`: itself, or the one `.safetensors` bundle in a folder."""
+    if path.is_file() or (path / "run.json").is_file():
+        return path
+    bundles = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    if len(bundles) != 1:
+        found = "no bundle" if not bundles else f"{len(bundles)} bundles"
+        raise ConfigError(
+            f"{path}: {found} (a .safetensors file made by `mitobench export`)", "pass --model FILE"
+        )
+    return bundles[0]
+
+
+def classify_stacks(
+    input_dir: Path = INPUT, output_dir: Path = OUTPUT, model: Path = MODEL, progress: Progress | None = None
+) -> Path:
+    """Write the challenge's output JSON; returns its path."""
+    progress = progress or NullProgress()
+    folder = input_dir / STACKS
+    stacks = (
+        sorted(p for p in folder.glob("*") if p.suffix.lower() in STACK_SUFFIXES) if folder.is_dir() else []
+    )
+    if not stacks:
+        raise DataError(
+            f"{folder}: no TIFF stacks (*.tif, *.tiff) to classify",
+            "check --input (the folder holding images/)",
+        )
+    predictor = load_model(model_path(model))
+    results = []
+    progress.start("classifying stacks", len(stacks))
+    for stack in stacks:
+        probs = predictor.ensemble_probs(read_stack(stack))
+        results += [
+            {"class": "atypical" if p >= predictor.threshold else "normal", "confidence": float(p)}
+            for p in probs
+        ]
+        progress.advance()
+    progress.finish()
+    target = output_dir / RESULT
+    atomic_write_text(target, json.dumps(results, indent=1))
+    return target

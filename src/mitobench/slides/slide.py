@@ -1,0 +1,137 @@
+"""`mitobench slide`: one slide, or a CSV of (slide, detections) pairs, classified and written;
+a slide whose summary shows the same model and data is not redone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mitobench.data.upstream import read_csv
+from mitobench.errors import DataError
+from mitobench.inference.bundle import load_model, model_fingerprint
+from mitobench.inference.predictor import Predictor
+from mitobench.progress import NullProgress, Progress
+from mitobench.slides.classify import classify_detections
+from mitobench.slides.detections import read_detections
+from mitobench.slides.outputs import summary, write_outputs
+from mitobench.slides.reader import MPP_TOLERANCE, PATCH_MPP, SlideReader
+
+
+@dataclass(frozen=True)
+class SlideOptions:
+    """How patches are cut and called."""
+
+    mpp: float | None = None
+    """Level-0 microns per pixel, for slides without resolution metadata."""
+    patch_mpp: float = PATCH_MPP
+    tolerance: float = MPP_TOLERANCE
+    threshold: float | None = None
+    """None: the model's own threshold (the mean of its folds')."""
+    workers: int = 2
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of a detections file, or of a slide's size and its first and last MiB (slides are
+    gigabytes: this tells copies and edits apart without reading them whole)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= 4 << 20:
+            h.update(fh.read())
+        else:
+            h.update(fh.read(1 << 20))
+            fh.seek(-(1 << 20), 2)
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+@dataclass
+class SlideJob:
+    slide: Path
+    detections: Path
+    stem: str
+
+
+def classify_slide(
+    job: SlideJob,
+    predictor: Predictor,
+    model: dict[str, str],
+    out: Path,
+    options: SlideOptions,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary."""
+    reader = SlideReader(job.slide, options.mpp, patch_mpp=options.patch_mpp, tolerance=options.tolerance)
+    detections = read_detections(job.detections, reader.mpp)
+    threshold = predictor.threshold if options.threshold is None else options.threshold
+    calls = classify_detections(reader, detections, predictor, threshold, options.workers, progress)
+    meta = {
+        "slide": str(job.slide.resolve()),
+        "detections_file": str(job.detections.resolve()),
+        "mpp": reader.mpp,
+        "patch_mpp": options.patch_mpp if reader.resampled else reader.mpp,
+        "resampled": reader.resampled,
+        "model": model,
+        "data": {"slide": file_fingerprint(job.slide), "detections": file_fingerprint(job.detections)},
+    }
+    result = summary(calls, threshold, meta)
+    write_outputs(calls, result, out, job.stem)
+    return result
+
+
+def _is_done(path: Path, job: SlideJob, model: dict[str, str]) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    same_data = old.get("data") == {
+        "slide": file_fingerprint(job.slide),
+        "detections": file_fingerprint(job.detections),
+    }
+    return same_data and old.get("model") == model
+
+
+def jobs_from(slide_or_csv: Path, detections: Path | None) -> list[SlideJob]:
+    """One job for a slide and its detections, or one per row of a (slide, detections) CSV."""
+    if slide_or_csv.suffix.lower() == ".csv":
+        table = read_csv(slide_or_csv, ("slide", "detections"), fix="give the CSV columns slide, detections")
+        base = slide_or_csv.parent
+        jobs = []
+        for row in table.itertuples(index=False):
+            slide, dets = (
+                p if p.is_absolute() else base / p for p in (Path(row.slide), Path(row.detections))
+            )
+            jobs.append(SlideJob(slide, dets, slide.stem))
+        stems = [j.stem for j in jobs]
+        if len(set(stems)) < len(stems):
+            raise DataError(f"{slide_or_csv}: two slides share a file name", "give every slide its own name")
+        return jobs
+    if detections is None:
+        raise DataError(
+            f"{slide_or_csv}: no detections given", "pass --detections FILE (CSV, GeoJSON or MIDOG JSON)"
+        )
+    return [SlideJob(slide_or_csv, detections, slide_or_csv.stem)]
+
+
+def run_slides(
+    jobs: list[SlideJob],
+    model_path: Path,
+    out: Path,
+    options: SlideOptions,
+    progress: Progress | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(summaries of the slides classified now, stems of those already done with this model)."""
+    progress = progress or NullProgress()
+    model = {"path": str(model_path.resolve()), "sha256": model_fingerprint(model_path)}
+    todo = [j for j in jobs if not _is_done(out / f"{j.stem}.summary.json", j, model)]
+    done = [j.stem for j in jobs if j not in todo]
+    if not todo:
+        return [], done
+    predictor = load_model(model_path)
+    return [classify_slide(j, predictor, model, out, options, progress) for j in todo], done

@@ -1,0 +1,165 @@
+"""`mitobench slide` on a real-pixel tiled TIFF: the same probabilities as `predict` on the PNGs,
+whatever the detection format; edges padded and flagged; bad input gets one clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mitobench.slides.reader import SlideReader
+from tests.slides.conftest import write_slide
+
+pytest.importorskip("openslide")
+
+
+@pytest.fixture(scope="module")
+def slide(real_patches, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[int, int]]]:
+    path = tmp_path_factory.mktemp("slide") / "slide.tif"
+    return path, write_slide(path, real_patches[1])
+
+
+def _csv(path: Path, centres: list[tuple[int, int]]) -> Path:
+    pd.DataFrame({"id": [f"{i:02d}" for i in range(len(centres))], "x": [c[0] for c in centres],
+                  "y": [c[1] for c in centres]}).to_csv(path, index=False)  # fmt: skip
+    return path
+
+
+def _slide_probs(out: Path, stem: str = "slide") -> pd.DataFrame:
+    return pd.read_csv(out / f"{stem}.csv", dtype={"id": str}).sort_values("id").reset_index(drop=True)
+
+
+def test_slide_probabilities_equal_predict_on_the_pngs(slide, png_probs, trained_run, tmp_path, cli) -> None:
+    path, centres = slide
+    out = tmp_path / "out"
+    dets = _csv(tmp_path / "d.csv", centres)
+    code, _, err = cli("slide", path, "--detections", dets, "--model", trained_run, "--out", out)
+    assert code == 0, err
+    calls = _slide_probs(out)
+    np.testing.assert_allclose(calls["p_atypical"].to_numpy(), png_probs["probability"].to_numpy(), atol=1e-4)
+    assert not calls["padded"].any()
+    summary = json.loads((out / "slide.summary.json").read_text())
+    assert summary["detections"] == 16 and summary["atypical"] + summary["normal"] == 16
+    assert summary["atypical"] == int((calls["class"] == "Atypical").sum())
+    lo, hi = summary["atypical_fraction_ci95"]
+    assert lo <= summary["atypical_fraction"] <= hi and summary["mpp"] == pytest.approx(0.25)
+    assert len(summary["model"]["sha256"]) == 64 and len(summary["data"]["slide"]) == 64
+    geo = json.loads((out / "slide.geojson").read_text())
+    assert geo["type"] == "FeatureCollection" and len(geo["features"]) == 16
+    f = geo["features"][0]
+    assert f["geometry"]["type"] == "Point"
+    assert f["properties"]["classification"]["name"] in {"Atypical mitosis", "Normal mitosis"}
+    assert 0 <= f["properties"]["measurements"]["P(atypical)"] <= 1
+
+
+def test_midog_json_and_qupath_geojson_give_the_csvs_result(
+    slide, png_probs, trained_run, tmp_path, cli
+) -> None:
+    path, centres = slide
+    mpp = 0.25
+    midog = {"type": "Multiple points", "version": {"major": 1, "minor": 0},
+             "points": [{"name": f"{i:02d}", "point": [x * mpp / 1000, y * mpp / 1000, 0], "probability": 0.9}
+                        for i, (x, y) in enumerate(centres)]}  # fmt: skip
+    (tmp_path / "midog.json").write_text(json.dumps(midog))
+    features = []
+    for i, (x, y) in enumerate(centres):
+        if i % 2:  # a point
+            geometry = {"type": "Point", "coordinates": [x, y]}
+        else:  # a rectangle around the figure: its centroid is the centre
+            ring = [[x - 20, y - 30], [x + 20, y - 30], [x + 20, y + 30], [x - 20, y + 30], [x - 20, y - 30]]
+            geometry = {"type": "Polygon", "coordinates": [ring]}
+        features.append({"type": "Feature", "id": f"{i:02d}", "geometry": geometry,
+                         "properties": {"objectType": "annotation"}})  # fmt: skip
+    (tmp_path / "qupath.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    for name in ("midog.json", "qupath.geojson"):
+        out = tmp_path / f"out-{name}"
+        code, _, err = cli(
+            "slide", path, "--detections", tmp_path / name, "--model", trained_run, "--out", out
+        )
+        assert code == 0, err
+        calls = _slide_probs(out)
+        np.testing.assert_allclose(
+            calls["p_atypical"].to_numpy(), png_probs["probability"].to_numpy(), atol=1e-4
+        )
+        np.testing.assert_allclose(calls[["x", "y"]].to_numpy(), np.array(centres, dtype=float), atol=1e-6)
+
+
+def test_a_detection_at_the_edge_is_padded_and_flagged(slide, trained_run, tmp_path, cli) -> None:
+    path, centres = slide
+    pd.DataFrame({"x": [5, centres[0][0]], "y": [centres[0][1], 3]}).to_csv(
+        tmp_path / "edge.csv", index=False
+    )
+    code, _, err = cli("slide", path, "--detections", tmp_path / "edge.csv", "--model", trained_run,
+                       "--out", tmp_path / "o")  # fmt: skip
+    assert code == 0, err
+    calls = pd.read_csv(tmp_path / "o" / "slide.csv")
+    assert len(calls) == 2 and calls["padded"].all()
+    patch, padded = SlideReader(path).patch(5, centres[0][1])
+    assert padded and patch.shape == (128, 128, 3) and (patch > 0).all()  # reflected, never black
+
+
+def test_a_slide_at_another_resolution_is_resampled(real_patches, tmp_path) -> None:
+    path = tmp_path / "fine.tif"
+    centres = write_slide(path, real_patches[1][:2], mpp=0.125, scale=2)
+    reader = SlideReader(path)
+    assert reader.resampled and reader.side0 == 256
+    patch, _ = reader.patch(*centres[0])
+    diff = np.abs(patch.astype(int) - real_patches[1][0].astype(int))
+    assert patch.shape == (128, 128, 3) and diff.mean() < 3  # the 2x nearest upscale resampled back
+    assert not SlideReader(path, patch_mpp=0.125).resampled
+
+
+def test_many_slides_from_a_csv_resume(slide, trained_run, tmp_path, cli) -> None:
+    path, centres = slide
+    dets = _csv(tmp_path / "d.csv", centres[:4])
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame({"slide": [str(path)], "detections": [dets.name]}).to_csv(pairs, index=False)
+    code, out1, err = cli("slide", pairs, "--model", trained_run, "--out", tmp_path / "o")
+    assert code == 0 and "4 detections" in out1, err
+    code, out2, err = cli("slide", pairs, "--model", trained_run, "--out", tmp_path / "o")
+    assert code == 0 and "already done with this model: slide" in out2, err
+
+
+@pytest.mark.parametrize("fault", ["unreadable", "outside", "no-points", "no-mpp"])
+def test_bad_slide_input_is_one_clear_message(
+    fault: str, slide, real_patches, trained_run, tmp_path, cli
+) -> None:
+    import tifffile
+
+    path, centres = slide
+    dets = _csv(tmp_path / "d.csv", centres)
+    if fault == "unreadable":
+        path = tmp_path / "broken.svs"
+        path.write_bytes(b"not a slide" * 100)
+        needle = "not a slide OpenSlide can read"
+    elif fault == "outside":
+        pd.DataFrame({"x": [50_000], "y": [10]}).to_csv(dets, index=False)
+        needle = "1 of 1 detections lie outside"
+    elif fault == "no-points":
+        dets = tmp_path / "empty.geojson"
+        dets.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+        needle = "holds no detections"
+    else:
+        path = tmp_path / "nompp.tif"
+        tifffile.imwrite(path, np.full((512, 512, 3), 200, np.uint8), tile=(256, 256), photometric="rgb")
+        needle = "no resolution metadata"
+    code, _, err = cli("slide", path, "--detections", dets, "--model", trained_run, "--out", tmp_path / "o")
+    assert code == 2 and needle in err and "Traceback" not in err, err
+    if fault == "no-mpp":
+        pd.DataFrame({"x": [100], "y": [100]}).to_csv(dets, index=False)
+        code, _, err = cli(
+            "slide",
+            path,
+            "--detections",
+            dets,
+            "--model",
+            trained_run,
+            "--out",
+            tmp_path / "o",
+            "--mpp",
+            "0.25",
+        )
+        assert code == 0, err
