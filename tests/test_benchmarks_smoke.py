@@ -48,3 +48,14 @@ def test_fold_reproduction_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path:
     assert rows["amibr/test"]["paper_bacc"] == 0.7423  # published_per_fold.csv, EfficientNetV2-M fold 1
     assert 0 <= rows["amibr/test"]["bacc"] <= 1
     assert "fold 1 (the paper's folds)" in run.stdout
+
+
+def test_slide_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
+    """The slide-reading benchmark runs end to end and agrees with in-memory prediction."""
+    out = tmp_path / "slide.json"
+    script = str(REPO / "benchmarks" / "slide_speed.py")
+    cmd = [sys.executable, script, "--quick", "--data-root", str(real_root), "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = json.loads(out.read_text())
+    assert table["detections"] == 256 and table["slide_vs_in_memory"] > 0
