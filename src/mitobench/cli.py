@@ -583,17 +583,31 @@ def report_cmd(
 
 
 @app.command("raters")
-def raters_cmd(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
-    """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD."""
+def raters_cmd(
+    data_root: DataRoot = None,
+    as_json: JsonFlag = False,
+    results_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--results", help="A results folder: score its models beside the experts, by agreement."
+        ),
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+) -> None:
+    """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD;
+    with --results, each model by expert agreement and beside the experts."""
     from mitobench.data.registry import check_root, load, present
     from mitobench.evaluate.raters import agreement
 
     root = _root(data_root)
     check_root(root)
-    keys = [
-        k for k, name in (("amibr/all", "amibr"), ("atnorm-md/test", "atnorm-md")) if name in present(root)
-    ]
-    results = [agreement(load(k, root)) for k in keys]
+    if results_dir is not None:
+        from mitobench.report.build import raters_for_results
+
+        results = raters_for_results(results_dir, root, bootstrap)
+    else:
+        keys = [k for k, n in (("amibr/all", "amibr"), ("atnorm-md/test", "atnorm-md")) if n in present(root)]
+        results = [agreement(load(k, root)) for k in keys]
     if as_json:
         _print_json(results)
         return
@@ -610,6 +624,16 @@ def raters_cmd(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
                     f"  {who} {ref}: bal. acc {sc['balanced_accuracy']:.3f}, κ {sc['kappa']:.3f} "
                     f"(n={sc['n']})"
                 )
+        if r.get("label_noise", {}).get("models"):
+            from mitobench.report.html import noise_table
+
+            table = Table(title=f"{r['dataset']}: by expert agreement (bootstrap 95% CIs)")
+            frame = noise_table(r["label_noise"])
+            for col in frame.columns:
+                table.add_column(col)
+            for row in frame.itertuples(index=False):
+                table.add_row(*map(str, row))
+            out_console.print(table)
 
 
 def main() -> None:

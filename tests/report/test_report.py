@@ -181,3 +181,18 @@ def test_per_fold_comparison_only_for_jobs_on_the_papers_folds() -> None:
         assert row["paper_bacc"] == ref.loc[row["fold"], "paper_bacc"]
         assert row["delta_bacc"] == pytest.approx(row["bacc"] - row["paper_bacc"])
     assert per_fold_table(metrics.assign(preset="cpu"), sha.assign(preset="cpu"), PAPER_FOLDS_SHA256).empty
+
+
+def test_models_among_the_experts_in_the_report_and_the_raters_command(
+    results: tuple[Path, Path], cli
+) -> None:
+    out, root = results
+    build_report(out, root, n_boot=50)
+    assert (out / "report" / "plots" / "raters_atnorm-md_test.png").is_file()
+    page = (out / "report" / "report.html").read_text()
+    assert "By expert agreement" in page and "Spearman" in page
+    code, text, err = cli("raters", "--data-root", root, "--results", out, "--bootstrap", "50")
+    assert code == 0, err
+    assert "by expert agreement" in text and "resnet10t · e2e · cpu" in text
+    for level in ("3/3", "5/5", "4/5"):  # the fixture's experts split at most 4 to 1
+        assert level in text

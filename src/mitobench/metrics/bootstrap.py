@@ -38,10 +38,14 @@ def bootstrap_ci(
         else:
             idx = rng.integers(0, n, n)
         y = labels[idx]
-        bacc.append(np.nanmean([balanced_accuracy(y, p[idx]) for p in preds]))
-        auc.append(np.nanmean([auroc(y, p[idx]) for p in fold_probs]))
+        if len(np.unique(y)) < 2:  # a resample of one class: neither metric exists
+            continue
+        bacc.append(np.mean([balanced_accuracy(y, p[idx]) for p in preds]))
+        auc.append(np.mean([auroc(y, p[idx]) for p in fold_probs]))
+    if not bacc:  # one class in the whole set
+        return {"balanced_accuracy": (np.nan, np.nan), "auroc": (np.nan, np.nan)}
     q = (2.5, 97.5)
     return {
-        "balanced_accuracy": tuple(float(v) for v in np.nanpercentile(bacc, q)),  # type: ignore[dict-item]
-        "auroc": tuple(float(v) for v in np.nanpercentile(auc, q)),  # type: ignore[dict-item]
+        "balanced_accuracy": tuple(float(v) for v in np.percentile(bacc, q)),  # type: ignore[dict-item]
+        "auroc": tuple(float(v) for v in np.percentile(auc, q)),  # type: ignore[dict-item]
     }

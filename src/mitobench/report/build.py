@@ -14,6 +14,7 @@ from mitobench.data.dataset import Dataset
 from mitobench.data.registry import DATASETS, load_present
 from mitobench.data.splits import PAPER_FOLDS_SHA256
 from mitobench.errors import ConfigError
+from mitobench.evaluate.label_noise import noise_analysis
 from mitobench.evaluate.raters import agreement, vote_columns
 from mitobench.paths import atomic_write_text
 from mitobench.report import html as html_mod
@@ -63,6 +64,35 @@ def _gallery(ds: Dataset, calls: dict[str, Any]) -> dict[str, list[dict[str, Any
     return out
 
 
+def rater_analysis(
+    ds: Dataset, calls: dict[str, Any], n_boot: int = 1000
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, float]]]:
+    """Expert agreement on `ds` with every run that scored all of it beside the experts, and the
+    label-noise analysis; also the models' (P(atypical), threshold) used."""
+    models = {
+        run: (probs.reindex(ds.ids).to_numpy(), t)
+        for run, (probs, t) in calls.items()
+        if probs.reindex(ds.ids).notna().all()
+    }
+    result = agreement(ds, {run: (p >= t).astype(int) for run, (p, t) in models.items()})
+    result["label_noise"] = noise_analysis(ds, models, n_boot) if models else {}
+    return result, models
+
+
+def raters_for_results(results_dir: Path, data_root: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """`mitobench raters --results DIR`: the analysis on every voted test set the store scored."""
+    store = ResultsStore(results_dir)
+    preds, metrics = store.predictions(), store.metrics()
+    named = [
+        k for k in sorted(preds["dataset"].unique()) if k.split("/")[0] in DATASETS and not k.endswith("/val")
+    ]
+    out = []
+    for ds in load_present(named, data_root)[0]:
+        if len(vote_columns(ds.frame)) >= 2:
+            out.append(rater_analysis(ds, _ensemble_calls(preds, metrics, ds.key), n_boot)[0])
+    return out
+
+
 def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict[str, Path]:
     """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html."""
     if not (results_dir / STORE_FILE).is_file():
@@ -98,12 +128,10 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
         calls = _ensemble_calls(preds, metrics, key)
         galleries.update(_gallery(ds, calls))
         if len(vote_columns(ds.frame)) >= 2:
-            labels = {
-                run: (probs.reindex(ds.ids).to_numpy() >= t).astype(int)
-                for run, (probs, t) in calls.items()
-                if probs.reindex(ds.ids).notna().all()
-            }
-            raters.append(agreement(ds, labels))
+            r, models = rater_analysis(ds, calls, n_boot)
+            raters.append(r)
+            if models:
+                plot_paths.append(plots.raters_plot(r, models, ds.labels, folder / "plots"))
     notes = [
         "Balanced accuracy and AUROC: mean ± SD over the fold models (sample SD, ddof 1; beside a published "
         "figure, the paper's np.std, ddof 0, as the column '± is' says); 95% CIs by bootstrap of the "

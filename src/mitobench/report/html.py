@@ -48,6 +48,32 @@ def gallery_tiles(items: list[dict[str, Any]]) -> str:
     return '<div class="gallery">' + "".join(tiles) + "</div>"
 
 
+def noise_table(noise: dict[str, Any]) -> pd.DataFrame:
+    """One row per model and agreement level (and all figures)."""
+
+    def ci(v: list[float]) -> str:
+        return "–" if v[0] is None or np.isnan(v[0]) else f"[{v[0]:.3f}, {v[1]:.3f}]"
+
+    rows = []
+    for model, m in noise["models"].items():
+        for level, s in [("all", m["all"]), *m["by_level"].items()]:
+            rows.append(
+                {
+                    "model": model,
+                    "agreement": level,
+                    "n (atypical)": f"{s['n']} ({s['n_atypical']})",
+                    "bal. acc": f"{s['balanced_accuracy']:.3f}",
+                    "bal. acc 95% CI": ci(s["balanced_accuracy_ci95"]),
+                    "AUROC": f"{s['auroc']:.3f}",
+                    "AUROC 95% CI": ci(s["auroc_ci95"]),
+                    "Spearman ρ (vote share)": f"{m['spearman_vote_share']['rho']:.3f}"
+                    if level == "all"
+                    else "",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def render(
     title: str,
     table: pd.DataFrame,
@@ -110,6 +136,15 @@ def render(
                 )
                 parts.append(f"<p>{r['unanimous_fraction']:.1%} of figures have unanimous votes.</p>")
                 parts.append(agree.to_html(index=False, border=0, float_format=lambda x: f"{x:.3f}"))
+            noise = r.get("label_noise", {})
+            if noise.get("models"):
+                parts.append(
+                    "<p>By expert agreement (figures where k of n experts sided with the majority): "
+                    "balanced accuracy and AUROC against the majority, bootstrap 95% CIs; and the "
+                    "rank correlation (Spearman) of P(atypical) with the share of experts voting "
+                    "atypical.</p>"
+                )
+                parts.append(noise_table(noise).to_html(index=False, border=0))
             if r.get("error_by_subtype"):
                 sub = pd.DataFrame(r["error_by_subtype"]).T
                 sub.columns = [f"{c} (n={r['subtype_counts'][c]})" for c in sub.columns]

@@ -112,3 +112,35 @@ def reliability_plot(
     ax.set_title(f"Reliability, fold ensemble: {dataset}")
     ax.legend(fontsize=7)
     return _save(fig, folder, f"reliability_{dataset.replace('/', '_')}")
+
+
+def raters_plot(
+    agreement: dict, models: dict[str, tuple[np.ndarray, float]], labels: np.ndarray, folder: Path
+) -> Path:
+    """Where the models sit among the experts, in ROC space: each expert scored against the
+    majority of the others (black), each model against the same references (its colour), and
+    each model's ROC curve against the full majority."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, (probs, _)) in enumerate(models.items()):
+        fpr, tpr, _ = roc_curve(labels, probs)
+        ax.plot(fpr, tpr, color=colours[i % len(colours)], lw=1, label=f"{name} (ROC vs majority)")
+    for scores in agreement["leave_one_out"].values():
+        for who, s in scores.items():
+            x, y = 1 - s["specificity"], s["sensitivity"]
+            if who.startswith("expert "):
+                ax.scatter(x, y, marker="X", s=70, color="black", zorder=3)
+                ax.annotate(
+                    who.removeprefix("expert "), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
+                )
+            else:
+                i = list(models).index(who) if who in models else 0
+                ax.scatter(x, y, marker="o", s=30, color=colours[i % len(colours)], zorder=3, alpha=0.8)
+    ax.scatter([], [], marker="X", color="black", label="expert vs the others' majority")
+    ax.scatter([], [], marker="o", color="grey", label="model vs the same references")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity (atypical)")
+    ax.set_title(f"Models among the experts: {agreement['dataset']}")
+    ax.legend(fontsize=6, loc="lower right")
+    return _save(fig, folder, f"raters_{agreement['dataset'].replace('/', '_')}")
