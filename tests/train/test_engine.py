@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -203,3 +204,68 @@ def test_each_epoch_runs_the_final_partial_batch_unless_dropped(
     cfg = train_config("probe", "paper", {"max_epochs": 1, "drop_last": drop_last})
     fit(Classifier(None, 4), train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"))
     assert seen == sizes
+
+
+def _probe_fit(tmp_path: Path, targets: np.ndarray | None = None, stop: int | None = None, **settings):
+    from mitobench.train.batches import EmbeddingBatches
+    from mitobench.train.config import train_config
+    from mitobench.train.loop import fit
+    from mitobench.train.model import Classifier
+    from mitobench.train.rundir import FoldDir
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(64) % 2
+    x = (rng.normal(size=(64, 4)) + labels[:, None]).astype(np.float32)
+    train = EmbeddingBatches(x, labels, targets=targets)
+    val = EmbeddingBatches(x[:16], labels[:16])
+    cfg = train_config("probe", "cpu", {"max_epochs": 6, "batch_size": 16, "lr": 0.05, **settings})
+    torch.manual_seed(0)
+    model = Classifier(None, 4)
+    result = fit(model, train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"), stop_after_epochs=stop)
+    return model, result
+
+
+def test_soft_targets_are_what_the_loss_sees(tmp_path: Path) -> None:
+    undecided, _ = _probe_fit(tmp_path / "a", targets=np.full(64, 0.5, np.float32))
+    decided, _ = _probe_fit(tmp_path / "b")
+    x = torch.randn(32, 4) + 0.5
+    with torch.no_grad():
+        assert torch.sigmoid(undecided(x)).sub(0.5).abs().max() < 0.1  # taught "experts split evenly"
+        assert torch.sigmoid(decided(x)).sub(0.5).abs().max() > 0.2
+
+
+def test_the_weight_average_is_what_a_fold_keeps_and_resumes(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from mitobench.train.model import trainable_state
+
+    model, _ = _probe_fit(tmp_path / "ema", ema_decay=0.9)
+    kept = load_file(str(tmp_path / "ema" / "best.safetensors"))
+    _probe_fit(tmp_path / "raw")
+    assert not torch.equal(
+        kept["head.weight"], load_file(str(tmp_path / "raw" / "best.safetensors"))["head.weight"]
+    )
+    torch.testing.assert_close(trainable_state(model)["head.weight"], kept["head.weight"])
+    _probe_fit(tmp_path / "resumed", ema_decay=0.9, stop=2)
+    _probe_fit(tmp_path / "resumed", ema_decay=0.9)
+    again = load_file(str(tmp_path / "resumed" / "best.safetensors"))
+    torch.testing.assert_close(again["head.weight"], kept["head.weight"], rtol=0, atol=0)
+
+
+def test_soft_labels_need_votes(separable_root: Path, tmp_path: Path) -> None:
+    from mitobench.errors import ConfigError
+
+    csv = tmp_path / "novotes.csv"
+    meta = pd.read_csv(separable_root / "amibr_train_split.csv")
+    paths = [
+        f"{separable_root}/AMi-Br/{c}/{u}"
+        for c, u in zip(meta["final_label"], meta["dataset_uid"], strict=True)
+    ]
+    table = pd.DataFrame({"path": paths, "label": meta["final_label"], "group": meta["slide"]})
+    table.to_csv(csv, index=False)
+    spec = _e2e_spec(max_epochs=1, soft_labels=True).model_copy(
+        update={"train_data": str(csv), "eval_sets": []}
+    )
+    with pytest.raises(ConfigError, match="soft_labels needs expert votes"):
+        train_run(spec, tmp_path / "run", separable_root, pretrained=False)
+    train_run(_e2e_spec(max_epochs=1, soft_labels=True), tmp_path / "amibr", separable_root, pretrained=False)

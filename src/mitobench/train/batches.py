@@ -28,6 +28,8 @@ class ImageBatches:
     augment: list[Step] = field(default_factory=list)
     channels_last: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    targets: np.ndarray | None = None
+    """Training targets in [0, 1] other than `labels` (e.g. the experts' vote share)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -58,6 +60,7 @@ class EmbeddingBatches:
     embeddings: np.ndarray
     labels: np.ndarray
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -92,6 +92,8 @@ class TrainConfig(BaseModel):
     """Learning-rate multiplier for the new classification head."""
     schedule: Literal["plateau", "cosine"] = "plateau"
     warmup_epochs: float = Field(0.0, ge=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    """Keep an exponential moving average of the weights (per step) and validate and keep it."""
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(3, ge=0)
     min_lr: float = Field(1e-7, ge=0)
@@ -102,6 +104,9 @@ class TrainConfig(BaseModel):
     balance: Literal["sampler", "loss", "none"] = "sampler"
     """`sampler`: WeightedRandomSampler as the reference; `loss`: positive-class weight in BCE."""
     loss: Literal["bce", "focal"] = "bce"
+    soft_labels: bool = False
+    """Train towards the share of experts who called a figure atypical (where the training data
+    has votes, e.g. AMi-Br's three), not the majority's 0/1; sampling still balances the majority."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     focal_gamma: float = Field(2.0, ge=0)
     augment: list[Step] = Field(default_factory=_e2e_script_augment)

@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mitobench.errors import MitobenchError
 from mitobench.metrics.binary import best_threshold, selection_score
@@ -151,6 +152,13 @@ def _score(labels: np.ndarray, probs: np.ndarray, cfg: TrainConfig) -> tuple[flo
     return selection_score(cfg.selection, labels, probs, threshold), threshold
 
 
+def _ema(model: torch.nn.Module, cfg: TrainConfig) -> AveragedModel | None:
+    """An exponential moving average of the weights (BatchNorm statistics included), or None."""
+    if cfg.ema_decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
 def fit(
     model: torch.nn.Module,
     train: Batches,
@@ -186,6 +194,8 @@ def fit(
     sample_w = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
     pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
     dtype = _compute_dtype(model, cfg, dev)
+    ema = _ema(model, cfg)
+    targets = train.targets if getattr(train, "targets", None) is not None else labels
     state = {
         "epoch": 0,
         "best_score": -math.inf,
@@ -202,6 +212,8 @@ def fit(
         sched.load_state_dict(saved["scheduler"])
         g.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         state = saved["state"]
     run_epochs = 0
     while state["epoch"] < cfg.max_epochs:
@@ -219,7 +231,7 @@ def fit(
         for s in range(steps):
             idx = order[s * bs : (s + 1) * bs]
             x = train.get(idx, g).to(dev)
-            y = torch.from_numpy(labels[idx]).to(dev)
+            y = torch.from_numpy(targets[idx]).to(dev)
             with autocast(dtype, dev):
                 logits = model(x)
             loss = binary_loss(logits.float(), y, cfg, pos_weight)
@@ -233,10 +245,13 @@ def fit(
             opt.step()
             if cfg.schedule == "cosine":
                 sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total_loss += float(loss.detach())
             progress.advance()
         progress.finish()
-        probs = predict_probs(model, val, cfg, dev, progress=progress, description="validating")
+        scored = ema.module if ema is not None else model  # the weights a fold keeps
+        probs = predict_probs(scored, val, cfg, dev, progress=progress, description="validating")
         score, threshold = _score(val.labels, probs, cfg)
         if cfg.schedule == "plateau":
             sched.step(score)
@@ -253,7 +268,7 @@ def fit(
                 best_score=score, best_epoch=epoch + 1, epochs_without_improvement=0, threshold=threshold
             )
             with atomic_path(fold.best) as tmp:
-                save_file(trainable_state(model), str(tmp))
+                save_file(trainable_state(scored), str(tmp))
         else:
             state["epochs_without_improvement"] += 1
         state["epoch"] = epoch + 1
@@ -271,6 +286,7 @@ def fit(
                     "scheduler": sched.state_dict(),
                     "generator": g.get_state(),
                     "torch_rng": torch.get_rng_state(),
+                    "ema": ema.state_dict() if ema is not None else None,
                     "state": state,
                 },
                 tmp,

@@ -15,7 +15,7 @@ def binary_loss(
     y = targets.float()
     if cfg.label_smoothing:
         y = y * (1 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
-    weight = torch.tensor(pos_weight, dtype=logits.dtype) if pos_weight else None
+    weight = torch.tensor(pos_weight, dtype=logits.dtype, device=logits.device) if pos_weight else None
     if cfg.loss == "bce":
         return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
     bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=weight)

@@ -130,6 +130,8 @@ class _Data:
     images: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
     keys: dict[str, str]
+    vote_share: dict[str, np.ndarray]
+    """Share of experts who called each figure atypical, for sets with complete votes."""
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def batches(
@@ -141,21 +143,34 @@ class _Data:
         dev: torch.device,
         train: bool = False,
     ) -> ImageBatches | EmbeddingBatches:
-        labels = self.labels[name] if idx is None else self.labels[name][idx]
+        def pick(a: np.ndarray) -> np.ndarray:
+            return a if idx is None else a[idx]
+
+        labels = pick(self.labels[name])
+        targets = None
+        if train and cfg.soft_labels:
+            if name not in self.vote_share:
+                raise ConfigError(
+                    f"soft_labels needs expert votes, and {name} has none (vote_* columns)",
+                    "train on data with votes (AMi-Br has three experts'), or set soft_labels: false",
+                )
+            targets = pick(self.vote_share[name]).astype(np.float32)
         if encoder is None:
-            emb = self.embeddings[name]
-            return EmbeddingBatches(emb if idx is None else emb[idx], labels, dev)
-        images = self.images[name] if idx is None else self.images[name][idx]
+            return EmbeddingBatches(pick(self.embeddings[name]), labels, dev, targets)
         cnn = encoder.spec.convolutional and cfg.channels_last
-        return ImageBatches(images, labels, encoder, cfg.augment if train else [], cnn, dev)
+        augment = cfg.augment if train else []
+        return ImageBatches(pick(self.images[name]), labels, encoder, augment, cnn, dev, targets)
 
 
 def _load(sets: list[Dataset], cache: ImageCache, progress: Progress) -> _Data:
-    images, labels, keys = {}, {}, {}
+    images, labels, keys, shares = {}, {}, {}, {}
     for ds in sets:
         images[ds.key], keys[ds.key] = cache.load_keyed(ds, progress)
         labels[ds.key] = ds.labels
-    return _Data(images, labels, keys)
+        votes = ds.frame[[c for c in ds.frame.columns if c.startswith("vote_")]]
+        if votes.shape[1] >= 2 and votes.notna().all().all():
+            shares[ds.key] = votes.to_numpy(dtype=np.float64).mean(axis=1)
+    return _Data(images, labels, keys, shares)
 
 
 def train_run(
