@@ -63,10 +63,22 @@ class ExecutorChoice(str, Enum):
     ray = "ray"
 
 
-def _root(data_root: Path | None) -> Path:
+def _root(data_root: Path | None, fetch: bool = False) -> Path:
+    """The data root; with `fetch`, an implicit one (no --data-root) holding no dataset is
+    filled first by the verified, resumable download."""
     from mitobench.paths import resolve_data_root
 
-    return resolve_data_root(data_root)
+    root = resolve_data_root(data_root)
+    if fetch and data_root is None:
+        from mitobench.data.registry import present
+
+        if not (root.is_dir() and present(root)):
+            from mitobench.data.download import download
+
+            err_console.print(f"no data in {root} yet: fetching and verifying it first (resumable)")
+            with RichProgress() as progress:
+                download(root, progress=progress)
+    return root
 
 
 def _print_json(obj: object) -> None:
@@ -381,7 +393,7 @@ def train_cmd(
     spec = parse_spec(values)
     run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
     require_folder(run_dir, "the run folder (--out)", "pass a folder to hold the run: --out DIR")
-    root = _root(data_root)
+    root = _root(data_root, fetch=True)
     with RichProgress() as progress:
         result = train_run(spec, run_dir, root, progress)
     if result.skipped_sets:
@@ -549,7 +561,7 @@ def run_cmd(
 
     grid = load_grid(config)
     results_dir = results or Path("results") / grid.name
-    root = _root(data_root)
+    root = _root(data_root, fetch=True)
     err_console.print(f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir}")
     with RichProgress() as progress:
         outcome = run_grid(grid, results_dir, root, executor.value, address, progress)

@@ -81,3 +81,27 @@ def test_a_good_copy_in_place_is_kept_without_overwrite(release: Path, tmp_path:
     assert os.stat(marker).st_ino == inode  # not replaced
     download(root, url=_tar(release, tmp_path / "good.tar"), overwrite=True)
     assert os.stat(marker).st_ino != inode and verify_dataset(root, "amibr").ok
+
+
+def test_the_first_command_fetches_the_data_when_there_is_none(
+    release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """`mitobench run quick` without --data-root on a machine with no data: download, verify, run."""
+    from mitobench.benchmark import runner
+
+    home = tmp_path / "user-data"
+    monkeypatch.setenv("MITOBENCH_DATA", str(home))  # the per-user data folder, here
+    monkeypatch.setenv("MITOBENCH_DATA_URL", _tar(release, tmp_path / "release.tar"))
+    seen: list[Path] = []
+
+    def fake_grid(grid, results_dir, data_root, *args, **kwargs):  # the training itself is tested elsewhere
+        seen.append(data_root)
+        return runner.GridResult()
+
+    monkeypatch.setattr(runner, "run_grid", fake_grid)
+    code, _, err = cli("run", "quick", "--results", tmp_path / "results", "--no-report")
+    assert code == 0, err
+    assert "fetching and verifying it first" in err and seen == [home]
+    assert all(verify_dataset(home, n).ok for n in ("amibr", "atnorm-br", "atnorm-md"))
+    code, _, err = cli("run", "quick", "--results", tmp_path / "results", "--no-report")
+    assert code == 0 and "fetching" not in err  # present now: not fetched again

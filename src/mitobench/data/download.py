@@ -20,6 +20,8 @@ from mitobench.paths import require_folder
 from mitobench.progress import NullProgress, Progress
 
 URL_ENV = "MITOBENCH_DATA_URL"
+PARTS = ".download"
+"""Folder of a data root holding partial downloads between attempts."""
 CHUNK = 1 << 16
 
 
@@ -28,34 +30,44 @@ def default_source() -> dict[str, str | None]:
     return packaged_yaml("mitobench.data", "sources.yaml")["upstream"]
 
 
-def fetch(url: str, target: Path, sha256: str | None, progress: Progress) -> Path:
-    """Stream `url` to `target` via a `.part` file; refuse a short or corrupt transfer."""
-    part = target.with_name(target.name + ".part")
+def fetch(url: str, part: Path, sha256: str | None, progress: Progress) -> Path:
+    """Stream `url` into `part`, resuming a partial file from an earlier attempt (HTTP Range);
+    refuse a short or corrupt transfer. A dropped connection keeps what arrived for the next try."""
+    done = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
     h = hashlib.sha256()
     received = 0
+    total: int | None = None
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as out:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            resumed = done > 0 and getattr(resp, "status", 200) == 206
+            if resumed:
+                with open(part, "rb") as old:
+                    for block in iter(lambda: old.read(CHUNK), b""):
+                        h.update(block)
+            else:
+                done = 0
             length = resp.headers.get("Content-Length")
-            total = int(length) if length else None
+            total = done + int(length) if length else None
             progress.start(f"downloading {url.rsplit('/', 1)[-1]}", total)
-            for chunk in iter(lambda: resp.read(CHUNK), b""):
-                out.write(chunk)
-                h.update(chunk)
-                received += len(chunk)
-                progress.advance(len(chunk))
+            progress.advance(done)
+            with open(part, "ab" if resumed else "wb") as out:
+                for chunk in iter(lambda: resp.read(CHUNK), b""):
+                    out.write(chunk)
+                    h.update(chunk)
+                    received += len(chunk)
+                    progress.advance(len(chunk))
             progress.finish()
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
         raise DownloadError(
-            f"download of {url} failed after {received} bytes ({exc})",
-            "check the network (or HTTPS proxy) and retry; or download the archive yourself "
-            "and pass it with --url file:///path/to/archive",
+            f"download of {url} failed after {done + received} bytes ({exc})",
+            "check the network (or HTTPS proxy) and run the command again: it resumes; or download "
+            "the archive yourself and pass it with --url file:///path/to/archive",
         ) from None
-    if total is not None and received != total:
-        part.unlink(missing_ok=True)
+    if total is not None and done + received != total:
         raise DownloadError(
-            f"download of {url} is incomplete: {received} of {total} bytes",
-            "the connection dropped; run the command again",
+            f"download of {url} is incomplete: {done + received} of {total} bytes",
+            "the connection dropped; run the command again: it resumes where it stopped",
         )
     if sha256 and h.hexdigest() != sha256:
         part.unlink(missing_ok=True)
@@ -63,8 +75,7 @@ def fetch(url: str, target: Path, sha256: str | None, progress: Progress) -> Pat
             f"download of {url} has sha256 {h.hexdigest()}, expected {sha256}",
             "the file is corrupt or was changed upstream; retry, or pass --url to a known copy",
         )
-    os.replace(part, target)
-    return target
+    return part
 
 
 def extract(archive: Path, into: Path) -> None:
@@ -202,12 +213,19 @@ def download(
     url = url or os.environ.get(URL_ENV) or str(source["url"])
     sha256 = sha256 or (None if url != source["url"] else source.get("sha256"))
     data_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=data_root, prefix=".download-") as tmp:
-        tmp_path = Path(tmp)
-        archive = fetch(url, tmp_path / "archive", sha256, progress)
-        extracted = tmp_path / "extracted"
-        extract(archive, extracted)
-        installed = install(extracted, data_root, overwrite, progress)
+    parts = data_root / PARTS
+    parts.mkdir(exist_ok=True)
+    part = parts / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.part"
+    archive = fetch(url, part, sha256, progress)
+    try:
+        with tempfile.TemporaryDirectory(dir=data_root, prefix=".download-") as tmp:
+            extracted = Path(tmp) / "extracted"
+            extract(archive, extracted)
+            installed = install(extracted, data_root, overwrite, progress)
+    except DownloadError:
+        shutil.rmtree(parts, ignore_errors=True)  # complete but broken: the next try starts afresh
+        raise
+    shutil.rmtree(parts, ignore_errors=True)
     if not installed:
         raise DownloadError(
             f"{url}: the archive holds none of {', '.join(s.folder for s in DATASETS.values())}",
