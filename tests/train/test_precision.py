@@ -29,3 +29,19 @@ def test_autocast_dtype_per_precision_and_device() -> None:
     for precision, (on_cpu, on_gpu) in expected.items():
         assert autocast_dtype(precision, cpu) == on_cpu
         assert autocast_dtype(precision, gpu) == on_gpu
+
+
+def test_inference_can_run_at_another_precision_than_training() -> None:
+    from mitobench.train.config import train_config
+    from mitobench.train.loop import _compute_dtype
+    from mitobench.train.model import Classifier
+
+    cfg = train_config("e2e", "cpu", {"precision": "fp32", "inference_precision": "bf16"})
+    model = Classifier(torch.nn.Identity(), 4)  # an image model (a head on embeddings stays fp32)
+    cpu = torch.device("cpu")
+    assert _compute_dtype(model, cfg, cpu) is None
+    assert _compute_dtype(model, cfg, cpu, inference=True) == torch.bfloat16
+    assert (
+        _compute_dtype(model, cfg.model_copy(update={"inference_precision": None}), cpu, inference=True)
+        is None
+    )

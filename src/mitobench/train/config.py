@@ -119,6 +119,8 @@ class TrainConfig(BaseModel):
     precision: Precision = "fp32"
     """`fp32` (the scripts' training); `fp16`: fp16 autocast on CUDA and fp32 elsewhere, as the
     scripts' `autocast(device_type="cuda")` for probe embeddings; `bf16`; `auto`: bf16 on CUDA."""
+    inference_precision: Precision | None = None
+    """Validation, test and embedding precision, where it differs from training's (None: the same)."""
     channels_last: bool = True
     eval_batch_size: int = Field(64, ge=1)
     tta: bool = False

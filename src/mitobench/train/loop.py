@@ -57,11 +57,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _compute_dtype(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device) -> torch.dtype | None:
+def _compute_dtype(
+    model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inference: bool = False
+) -> torch.dtype | None:
     """The autocast dtype; a head on cached embeddings stays fp32 (casting it only costs time)."""
     if isinstance(model, Classifier) and model.encoder is None:
         return None
-    return autocast_dtype(cfg.precision, dev)
+    return autocast_dtype(cfg.inference_precision or cfg.precision if inference else cfg.precision, dev)
 
 
 @torch.inference_mode()
@@ -102,7 +104,7 @@ def predict_probs(
 ) -> np.ndarray:
     """Probabilities of the atypical class; with `tta`, the mean over the 8 dihedral transforms."""
     model.eval()
-    dtype = _compute_dtype(model, cfg, dev)
+    dtype = _compute_dtype(model, cfg, dev, inference=True)
     progress = progress or NullProgress()
     n = len(data)
     codes = list(range(8)) if tta else [None]

@@ -215,7 +215,14 @@ def train_run(
         for ds in [train_set, *evals]:
             images, key = data.images[ds.key], data.keys[ds.key]
             data.embeddings[ds.key] = ecache.get(
-                encoder, ds, images, key, cfg.precision, dev, cfg.eval_batch_size, progress
+                encoder,
+                ds,
+                images,
+                key,
+                cfg.inference_precision or cfg.precision,
+                dev,
+                cfg.eval_batch_size,
+                progress,
             )
         result.embedding_cache = {"hits": ecache.hits, "misses": ecache.misses}
     for k in spec.folds:
