@@ -149,6 +149,18 @@ def cli(
 
 # ---- a small trained run and real patches, shared by the slide and MIDOG tests
 
+TINY_ARGS = [
+    "--set",
+    "input_size=32",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "max_epochs=1",
+    "--set",
+    "precision=fp32",
+]
+"""`mitobench train` settings for a run that takes seconds."""
+
 TINY_RUN = {"input_size": 32, "batch_size": 16, "max_epochs": 2, "lr": 3e-3, "precision": "fp32"}
 
 

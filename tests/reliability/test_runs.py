@@ -19,18 +19,7 @@ from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import ConfigError
 from mitobench.train.config import train_config
 from tests.benchmark.test_runner import tiny_grid
-from tests.conftest import REPO, make_atnorm
-
-TINY = [
-    "--set",
-    "input_size=32",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "max_epochs=1",
-    "--set",
-    "precision=fp32",
-]
+from tests.conftest import REPO, TINY_ARGS, make_atnorm
 
 
 def test_two_folders_named_alike_get_two_names(separable_root: Path, tmp_path: Path, cli) -> None:
@@ -38,7 +27,7 @@ def test_two_folders_named_alike_get_two_names(separable_root: Path, tmp_path: P
     run = tmp_path / "run"
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
-        "--eval", a / "test", "--eval", b / "test", "--data-root", separable_root, "--out", run, *TINY,
+        "--eval", a / "test", "--eval", b / "test", "--data-root", separable_root, "--out", run, *TINY_ARGS,
     )  # fmt: skip
     assert code == 0, err
     files = sorted(p.name for p in (run / "fold_0" / "predictions").iterdir() if p.name.startswith("test-"))
@@ -160,7 +149,7 @@ def test_outputs_respect_the_umask(separable_root: Path, tmp_path: Path, cli) ->
         out = tmp_path / "run"
         code, _, err = cli(
             "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
-            "--eval", "amibr/test", "--data-root", separable_root, "--out", out, *TINY,
+            "--eval", "amibr/test", "--data-root", separable_root, "--out", out, *TINY_ARGS,
         )  # fmt: skip
         assert code == 0, err
         for path in (out / "run.json", out / "fold_0" / "done.json", out / "fold_0" / "best.safetensors",

@@ -12,17 +12,7 @@ import pytest
 from mitobench.data.custom import load_csv
 from mitobench.data.splits import training_folds
 from mitobench.errors import DataError
-
-TINY = [
-    "--set",
-    "input_size=32",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "max_epochs=1",
-    "--set",
-    "precision=fp32",
-]
+from tests.conftest import TINY_ARGS
 
 
 def _lab_csv(root: Path, tmp_path: Path, with_group: bool = True, fold: bool = False) -> Path:
@@ -54,7 +44,7 @@ def test_train_on_a_csv_and_evaluate_on_named_and_custom_sets(
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
         "--train-data", f"lab={csv}", "--eval", "amibr/test", "--eval", separable_root / "AtNorM-MD",
-        "--data-root", separable_root, "--out", out, *TINY,
+        "--data-root", separable_root, "--out", out, *TINY_ARGS,
     )  # fmt: skip
     assert code == 0, err
     record = json.loads((out / "run.json").read_text())
@@ -71,7 +61,7 @@ def test_a_fold_column_is_the_users_split(separable_root: Path, tmp_path: Path, 
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "2",
         "--train-data", f"lab={csv}", "--eval", "amibr/test", "--data-root", separable_root, "--out", out,
-        *TINY,
+        *TINY_ARGS,
     )  # fmt: skip
     assert code == 0, err
     table = pd.read_csv(csv)
@@ -80,7 +70,7 @@ def test_a_fold_column_is_the_users_split(separable_root: Path, tmp_path: Path, 
     assert json.loads((out / "run.json").read_text())["folds"]["split"] == "column"
     code, _, err = cli(
         "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "4",
-        "--train-data", f"lab={csv}", "--data-root", separable_root, "--out", tmp_path / "r4", *TINY,
+        "--train-data", f"lab={csv}", "--data-root", separable_root, "--out", tmp_path / "r4", *TINY_ARGS,
     )  # fmt: skip
     assert code == 2 and "has no fold 4" in err
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from mitobench.data.dataset import Dataset
-from mitobench.evaluate.raters import vote_columns
+from mitobench.evaluate.raters import complete_votes
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
 
@@ -45,11 +45,7 @@ def noise_analysis(
     """Per model (name -> (P(atypical) per figure in the dataset's order, threshold)): scores by
     agreement level and the rank correlation with the experts' atypical vote share."""
     frame = dataset.frame
-    cols = vote_columns(frame)
-    if len(cols) < 2:
-        raise ValueError(f"{dataset.key} has no expert votes")
-    complete = frame[cols].notna().all(axis=1).to_numpy()
-    votes = frame.loc[complete, cols].to_numpy(dtype=int)
+    complete, votes = complete_votes(dataset)
     labels = dataset.labels[complete]
     groups = frame.loc[complete, "group"].to_numpy() if frame["group"].notna().all() else None
     level = agreement_level(votes)
@@ -57,7 +53,7 @@ def noise_analysis(
     levels = sorted(set(level), key=lambda s: -int(s.split("/")[0]))
     out: dict[str, Any] = {
         "dataset": dataset.key,
-        "experts": len(cols),
+        "experts": votes.shape[1],
         "levels": {lv: int((level == lv).sum()) for lv in levels},
         "models": {},
     }

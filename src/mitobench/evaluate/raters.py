@@ -43,14 +43,20 @@ def _score(reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def complete_votes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the figures every expert voted on, their votes as 0/1 (figures, experts))."""
+    cols = vote_columns(dataset.frame)
+    if len(cols) < 2:
+        raise ValueError(f"{dataset.key} has no expert votes")
+    complete = dataset.frame[cols].notna().all(axis=1).to_numpy()
+    return complete, dataset.frame.loc[complete, cols].to_numpy(dtype=int)
+
+
 def agreement(dataset: Dataset, model_labels: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The full analysis for one dataset; `model_labels` maps a model to its 0/1 calls per figure."""
     frame = dataset.frame
     cols = vote_columns(frame)
-    if len(cols) < 2:
-        raise ValueError(f"{dataset.key} has no expert votes")
-    complete = frame[cols].notna().all(axis=1).to_numpy()
-    votes = frame.loc[complete, cols].to_numpy(dtype=int)
+    complete, votes = complete_votes(dataset)
     model_labels = {k: np.asarray(v)[complete] for k, v in (model_labels or {}).items()}
     experts = [c.removeprefix("vote_") for c in cols]
     out: dict[str, Any] = {
