@@ -55,6 +55,7 @@ class ModeChoice(str, Enum):
 class PresetChoice(str, Enum):
     paper = "paper"
     cpu = "cpu"
+    cpu_best = "cpu-best"
     gpu = "gpu"
 
 

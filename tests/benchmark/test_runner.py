@@ -98,6 +98,8 @@ def test_packaged_configs_are_valid() -> None:
         (f"tf_efficientnet_lite{i}", m) for i in range(3) for m in ("e2e", "probe")
     }
     assert load_grid("quick").folds == [0, 1]
+    best = load_grid("cpu-best").run_specs()
+    assert [(s.model, s.mode, s.preset) for s in best] == [("tf_efficientnet_lite0", "e2e", "cpu-best")]
     assert load_grid("cpu-lite0").run_specs()[0] == cpu.run_specs()[0]
 
 

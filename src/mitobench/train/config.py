@@ -153,7 +153,7 @@ class PresetFile(BaseModel):
     models: dict[str, dict[Mode, dict[str, Any]]] = Field(default_factory=dict)
 
 
-PresetName = Literal["paper", "cpu", "gpu"]
+PresetName = Literal["paper", "cpu", "cpu-best", "gpu"]
 PRESETS: tuple[str, ...] = get_args(PresetName)
 
 
