@@ -59,3 +59,18 @@ def test_slide_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     table = json.loads(out.read_text())
     assert table["detections"] == 256 and table["slide_vs_in_memory"] > 0
+
+
+def test_inference_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
+    """The inference benchmark times each fold model alone and the ensemble of a run it trains."""
+    out = tmp_path / "infer.json"
+    script = str(REPO / "benchmarks" / "inference_speed.py")
+    cmd = [sys.executable, script, "--quick", "--data-root", str(real_root), "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["patches"] == 128 and result["folds"] == 2
+    assert len(result["single_model_rounds"]) == 2 and len(result["ensemble_rounds"]) == 1
+    # two models cost about twice one: the ensemble is the slower of the two figures
+    assert result["ensemble_patches_per_second"] < max(result["single_model_rounds"])
+    assert "one fold model" in run.stdout

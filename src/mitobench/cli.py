@@ -549,7 +549,10 @@ def export_cmd(
 
 @app.command("run")
 def run_cmd(
-    config: Annotated[str, typer.Argument(help="A grid YAML file, or a packaged config: paper, cpu, quick.")],
+    config: Annotated[
+        str,
+        typer.Argument(help="A grid YAML file or a packaged config: paper, cpu, cpu-best, cpu-lite0, quick."),
+    ],
     results: Annotated[Path | None, typer.Option(help="Results directory (default results/NAME).")] = None,
     executor: Annotated[ExecutorChoice, typer.Option(help="Where the jobs run.")] = ExecutorChoice.inprocess,
     address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster.")] = None,

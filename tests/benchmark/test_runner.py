@@ -97,7 +97,13 @@ def test_packaged_configs_are_valid() -> None:
     assert {(s.model, s.mode) for s in cpu.run_specs()} == {
         (f"tf_efficientnet_lite{i}", m) for i in range(3) for m in ("e2e", "probe")
     }
-    assert load_grid("quick").folds == [0, 1]
+    quick = load_grid("quick")
+    assert quick.folds == [0, 1]
+    (first,) = quick.run_specs()  # the README's first command: cpu-best shortened (docs/recipes.md)
+    recipe = first.resolved()
+    assert (first.model, first.mode, first.preset) == ("tf_efficientnet_lite0", "e2e", "cpu-best")
+    settings = (recipe.input_size, recipe.max_epochs, recipe.soft_labels, recipe.ema_decay)
+    assert settings == (128, 4, True, 0.99)
     best = load_grid("cpu-best").run_specs()
     assert [(s.model, s.mode, s.preset) for s in best] == [("tf_efficientnet_lite0", "e2e", "cpu-best")]
     assert load_grid("cpu-lite0").run_specs()[0] == cpu.run_specs()[0]

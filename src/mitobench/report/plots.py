@@ -125,19 +125,29 @@ def raters_plot(
     for i, (name, (probs, _)) in enumerate(models.items()):
         fpr, tpr, _ = roc_curve(labels, probs)
         ax.plot(fpr, tpr, color=colours[i % len(colours)], lw=1, label=f"{name} (ROC vs majority)")
-    for scores in agreement["leave_one_out"].values():
+    for ref, scores in agreement["leave_one_out"].items():
+        left_out = ref.split()[-1]  # "vs majority of others than K": the expert left out
         for who, s in scores.items():
             x, y = 1 - s["specificity"], s["sensitivity"]
             if who.startswith("expert "):
                 ax.scatter(x, y, marker="X", s=70, color="black", zorder=3)
-                ax.annotate(
-                    who.removeprefix("expert "), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
-                )
+                colour, offset = "black", (5, -9)  # below right: experts often sit close together
             else:
                 i = list(models).index(who) if who in models else 0
-                ax.scatter(x, y, marker="o", s=30, color=colours[i % len(colours)], zorder=3, alpha=0.8)
-    ax.scatter([], [], marker="X", color="black", label="expert vs the others' majority")
-    ax.scatter([], [], marker="o", color="grey", label="model vs the same references")
+                colour, offset = colours[i % len(colours)], (4, 4)
+                ax.scatter(x, y, marker="o", s=30, color=colour, zorder=3, alpha=0.8)
+            # each point names the expert its reference leaves out, above the markers
+            ax.annotate(
+                left_out,
+                (x, y),
+                textcoords="offset points",
+                xytext=offset,
+                fontsize=7,
+                color=colour,
+                zorder=5,
+            )
+    ax.scatter([], [], marker="X", color="black", label="expert k vs the others' majority")
+    ax.scatter([], [], marker="o", color="grey", label="model vs that same reference (k)")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
     ax.set_xlabel("1 − specificity")
     ax.set_ylabel("sensitivity (atypical)")

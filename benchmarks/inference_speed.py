@@ -1,0 +1,95 @@
+"""How fast does a trained run classify patches: one fold model, and the fold ensemble?
+
+    python benchmarks/inference_speed.py --run results/cpu-best/runs/tf_efficientnet_lite0-e2e-cpu-best
+    python benchmarks/inference_speed.py --quick        # a smoke test on a tiny run it trains
+
+Scores the AMi-Br test patches (already decoded in memory, as `predict` holds them) with the
+run's own input size, normalisation and inference precision, the way `predict` and the test-set
+evaluation do: first each fold model alone (the single-model figure), then the whole fold
+ensemble. One warm-up pass, then --repeat rounds; medians are reported (this machine drifts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def measure(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict:
+    """Patches per second of one fold model (median over folds and rounds) and of the ensemble."""
+    from mitobench.data.cache import ImageCache
+    from mitobench.data.registry import load
+    from mitobench.inference.predictor import from_run
+
+    images = ImageCache().load(load("amibr/test", data_root))[:limit]
+    predictor = from_run(run)
+    states = dict(predictor.fold_states)
+    first = next(iter(states))
+    predictor.fold_states = {first: states[first]}
+    predictor.fold_probs(images[:64])  # warm-up: allocation, BatchNorm folding, kernels
+    single, ensemble = [], []
+    for _ in range(repeat):
+        for k, state in states.items():
+            predictor.fold_states = {k: state}
+            start = time.perf_counter()
+            predictor.fold_probs(images)
+            single.append(len(images) / (time.perf_counter() - start))
+        predictor.fold_states = states
+        start = time.perf_counter()
+        predictor.fold_probs(images)
+        ensemble.append(len(images) / (time.perf_counter() - start))
+    cfg = predictor.cfg
+    return {
+        "run": str(run),
+        "patches": len(images),
+        "folds": len(states),
+        "input_size": cfg.input_size,
+        "precision": cfg.inference_precision or cfg.precision,
+        "single_model_patches_per_second": statistics.median(single),
+        "single_model_rounds": single,
+        "ensemble_patches_per_second": statistics.median(ensemble),
+        "ensemble_rounds": ensemble,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, help="a run directory made by mitobench train or run")
+    p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="train a tiny two-fold run and time 128 patches")
+    p.add_argument("--out", type=Path, help="write the figures as JSON")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        run, limit = args.run, None
+        if args.quick:
+            from slide_speed import train_model
+
+            run, limit = Path(tmp) / "run", 128
+            train_model(args.data_root, run, folds=2, steps=2)
+        if run is None:
+            p.error("--run is required (or --quick)")
+        result = measure(run, args.data_root, 1 if args.quick else args.repeat, limit)
+    print(
+        f"{result['patches']} patches at {result['input_size']} px, {result['precision']}: "
+        f"one fold model {result['single_model_patches_per_second']:.1f} patches/s, "
+        f"the {result['folds']}-fold ensemble {result['ensemble_patches_per_second']:.1f} patches/s"
+    )
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
