@@ -50,25 +50,23 @@ def test_fold_reproduction_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path:
     assert "fold 1 (the paper's folds)" in run.stdout
 
 
+def _quick(script: str, real_root: Path, out: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run `benchmarks/SCRIPT --quick` on the real data; its completed process and its JSON."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / script), "--quick", "--data-root", str(real_root)]
+    run = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run, json.loads(out.read_text())
+
+
 def test_slide_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
     """The slide-reading benchmark runs end to end and agrees with in-memory prediction."""
-    out = tmp_path / "slide.json"
-    script = str(REPO / "benchmarks" / "slide_speed.py")
-    cmd = [sys.executable, script, "--quick", "--data-root", str(real_root), "--out", str(out)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    table = json.loads(out.read_text())
+    _, table = _quick("slide_speed.py", real_root, tmp_path / "slide.json")
     assert table["detections"] == 256 and table["slide_vs_in_memory"] > 0
 
 
 def test_inference_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
     """The inference benchmark times each fold model alone and the ensemble of a run it trains."""
-    out = tmp_path / "infer.json"
-    script = str(REPO / "benchmarks" / "inference_speed.py")
-    cmd = [sys.executable, script, "--quick", "--data-root", str(real_root), "--out", str(out)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(out.read_text())
+    run, result = _quick("inference_speed.py", real_root, tmp_path / "infer.json")
     assert result["patches"] == 128 and result["folds"] == 2
     assert len(result["single_model_rounds"]) == 2 and len(result["ensemble_rounds"]) == 1
     # two models cost about twice one: the ensemble is the slower of the two figures
