@@ -54,7 +54,7 @@ def measure(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict:
         "patches": len(images),
         "folds": len(states),
         "input_size": cfg.input_size,
-        "precision": cfg.inference_precision or cfg.precision,
+        "precision": cfg.eval_precision,
         "single_model_patches_per_second": statistics.median(single),
         "single_model_rounds": single,
         "ensemble_patches_per_second": statistics.median(ensemble),

@@ -373,7 +373,9 @@ class PrecisionCheck(Measurement):
         predictor = from_run(Path(cfg.precision_run))
         out: dict[str, Any] = {"run": cfg.precision_run}
         for precision in ("fp32", "bf16"):
-            predictor.cfg = predictor.cfg.model_copy(update={"precision": precision})
+            # both: a run may score at another precision than it trained (inference_precision)
+            update = {"precision": precision, "inference_precision": None}
+            predictor.cfg = predictor.cfg.model_copy(update=update)
             start = time.perf_counter()
             probs = predictor.fold_probs(images)
             seconds = time.perf_counter() - start

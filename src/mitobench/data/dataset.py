@@ -15,6 +15,11 @@ REQUIRED_COLUMNS = ("id", "path", "label", "group")
 """Every dataset frame has these; `label` is 1 for atypical, 0 for normal; `group` may be NA."""
 
 
+def vote_columns(frame: pd.DataFrame) -> list[str]:
+    """The experts' vote columns (`vote_<expert>`, 1 = atypical), in a fixed order."""
+    return sorted(c for c in frame.columns if c.startswith("vote_"))
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Samples of one dataset split, in a fixed order.

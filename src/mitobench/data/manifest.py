@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,10 +18,16 @@ MANIFEST_DIR = "manifests"
 
 
 def sha256_file(path: Path) -> str:
+    return sha256_files([path])
+
+
+def sha256_files(paths: Iterable[Path]) -> str:
+    """sha256 of the files' contents one after the other, read in 1 MiB blocks."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for path in paths:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 

@@ -11,16 +11,11 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from mitobench.data.dataset import Dataset
+from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.metrics.binary import compute
-
-
-def vote_columns(frame: pd.DataFrame) -> list[str]:
-    return sorted(c for c in frame.columns if c.startswith("vote_"))
 
 
 def loo_reference(votes: np.ndarray, expert: int) -> np.ndarray:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from mitobench.data.manifest import sha256_files
 from mitobench.errors import ConfigError
 from mitobench.inference.predictor import Predictor, assemble, from_run
 from mitobench.paths import atomic_path
@@ -83,10 +83,5 @@ def load_model(path: Path) -> Predictor:
 
 def model_fingerprint(path: Path) -> str:
     """sha256 of what the predictions depend on: the bundle file, or a run's settings and fold weights."""
-    h = hashlib.sha256()
     files = [path] if path.is_file() else [path / "run.json", *sorted(path.glob("fold_*/best.safetensors"))]
-    for file in files:
-        with open(file, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return sha256_files(files)

@@ -10,12 +10,12 @@ import pandas as pd
 
 from mitobench.benchmark.store import STORE_FILE, ResultsStore
 from mitobench.data.cache import ImageCache
-from mitobench.data.dataset import Dataset
+from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import DATASETS, load_present
 from mitobench.data.splits import PAPER_FOLDS_SHA256
 from mitobench.errors import ConfigError
 from mitobench.evaluate.label_noise import noise_analysis
-from mitobench.evaluate.raters import agreement, vote_columns
+from mitobench.evaluate.raters import agreement
 from mitobench.paths import atomic_write_text
 from mitobench.report import html as html_mod
 from mitobench.report import plots

@@ -62,16 +62,21 @@ def _ensembles(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str):
         yield rs.label, rs.labels, rs.ensemble, rs.ensemble_threshold
 
 
+def _roc_axes(ax: plt.Axes, title: str, legend_size: int) -> None:
+    """Chance diagonal, axis labels, title and legend of a plot in ROC space."""
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity (atypical)")
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size, loc="lower right")
+
+
 def roc_plot(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path) -> Path:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for label, y, p, _ in _ensembles(preds, metrics, dataset):
         fpr, tpr, _ = roc_curve(y, p)
         ax.plot(fpr, tpr, label=label)
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
-    ax.set_xlabel("1 − specificity")
-    ax.set_ylabel("sensitivity (atypical)")
-    ax.set_title(f"ROC, fold ensemble: {dataset}")
-    ax.legend(fontsize=7, loc="lower right")
+    _roc_axes(ax, f"ROC, fold ensemble: {dataset}", 7)
     return _save(fig, folder, f"roc_{dataset.replace('/', '_')}")
 
 
@@ -148,9 +153,5 @@ def raters_plot(
             )
     ax.scatter([], [], marker="X", color="black", label="expert k vs the others' majority")
     ax.scatter([], [], marker="o", color="grey", label="model vs that same reference (k)")
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
-    ax.set_xlabel("1 − specificity")
-    ax.set_ylabel("sensitivity (atypical)")
-    ax.set_title(f"Models among the experts: {agreement['dataset']}")
-    ax.legend(fontsize=6, loc="lower right")
+    _roc_axes(ax, f"Models among the experts: {agreement['dataset']}", 6)
     return _save(fig, folder, f"raters_{agreement['dataset'].replace('/', '_')}")

@@ -55,6 +55,10 @@ class SlideJob:
     detections: Path
     stem: str
 
+    def fingerprints(self) -> dict[str, str]:
+        """What the job's results depend on besides the model: the slide and the detections."""
+        return {"slide": file_fingerprint(self.slide), "detections": file_fingerprint(self.detections)}
+
 
 def classify_slide(
     job: SlideJob,
@@ -63,8 +67,10 @@ def classify_slide(
     out: Path,
     options: SlideOptions,
     progress: Progress | None = None,
+    data: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary."""
+    """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary.
+    `data`: the job's fingerprints, where the caller has them already."""
     reader = SlideReader(job.slide, options.mpp, patch_mpp=options.patch_mpp, tolerance=options.tolerance)
     detections = read_detections(job.detections, reader.mpp)
     threshold = predictor.threshold if options.threshold is None else options.threshold
@@ -76,25 +82,21 @@ def classify_slide(
         "patch_mpp": options.patch_mpp if reader.resampled else reader.mpp,
         "resampled": reader.resampled,
         "model": model,
-        "data": {"slide": file_fingerprint(job.slide), "detections": file_fingerprint(job.detections)},
+        "data": data or job.fingerprints(),
     }
     result = summary(calls, threshold, meta)
     write_outputs(calls, result, out, job.stem)
     return result
 
 
-def _is_done(path: Path, job: SlideJob, model: dict[str, str]) -> bool:
+def _is_done(path: Path, data: dict[str, str], model: dict[str, str]) -> bool:
     if not path.is_file():
         return False
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    same_data = old.get("data") == {
-        "slide": file_fingerprint(job.slide),
-        "detections": file_fingerprint(job.detections),
-    }
-    return same_data and old.get("model") == model
+    return old.get("data") == data and old.get("model") == model
 
 
 def jobs_from(slide_or_csv: Path, detections: Path | None) -> list[SlideJob]:
@@ -129,9 +131,10 @@ def run_slides(
     """(summaries of the slides classified now, stems of those already done with this model)."""
     progress = progress or NullProgress()
     model = {"path": str(model_path.resolve()), "sha256": model_fingerprint(model_path)}
-    todo = [j for j in jobs if not _is_done(out / f"{j.stem}.summary.json", j, model)]
+    data = {j.stem: j.fingerprints() for j in jobs}  # stems are unique (jobs_from)
+    todo = [j for j in jobs if not _is_done(out / f"{j.stem}.summary.json", data[j.stem], model)]
     done = [j.stem for j in jobs if j not in todo]
     if not todo:
         return [], done
     predictor = load_model(model_path)
-    return [classify_slide(j, predictor, model, out, options, progress) for j in todo], done
+    return [classify_slide(j, predictor, model, out, options, progress, data[j.stem]) for j in todo], done

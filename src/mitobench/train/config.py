@@ -127,6 +127,11 @@ class TrainConfig(BaseModel):
     """Also report test-time augmentation over the 8 dihedral transforms (labelled separately)."""
     seed: int = 42
 
+    @property
+    def eval_precision(self) -> Precision:
+        """The precision of validation, test scoring and embeddings: `inference_precision` if set."""
+        return self.inference_precision or self.precision
+
     def transform_for(self, spec: ModelSpec) -> InputTransform:
         """The evaluation transform of `spec` under this recipe (the model card's where unset)."""
         i = self.input

@@ -63,7 +63,7 @@ def _compute_dtype(
     """The autocast dtype; a head on cached embeddings stays fp32 (casting it only costs time)."""
     if isinstance(model, Classifier) and model.encoder is None:
         return None
-    return autocast_dtype(cfg.inference_precision or cfg.precision if inference else cfg.precision, dev)
+    return autocast_dtype(cfg.eval_precision if inference else cfg.precision, dev)
 
 
 @torch.inference_mode()

@@ -14,7 +14,7 @@ import torch
 
 from mitobench import __version__
 from mitobench.data.cache import ImageCache
-from mitobench.data.dataset import Dataset
+from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import load, load_present
 from mitobench.data.splits import fold_split, split_record, training_folds
 from mitobench.errors import ConfigError
@@ -167,7 +167,7 @@ def _load(sets: list[Dataset], cache: ImageCache, progress: Progress) -> _Data:
     for ds in sets:
         images[ds.key], keys[ds.key] = cache.load_keyed(ds, progress)
         labels[ds.key] = ds.labels
-        votes = ds.frame[[c for c in ds.frame.columns if c.startswith("vote_")]]
+        votes = ds.frame[vote_columns(ds.frame)]
         if votes.shape[1] >= 2 and votes.notna().all().all():
             shares[ds.key] = votes.to_numpy(dtype=np.float64).mean(axis=1)
     return _Data(images, labels, keys, shares)
@@ -219,7 +219,7 @@ def train_run(
                 ds,
                 images,
                 key,
-                cfg.inference_precision or cfg.precision,
+                cfg.eval_precision,
                 dev,
                 cfg.eval_batch_size,
                 progress,
