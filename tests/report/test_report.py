@@ -14,7 +14,7 @@ import pytest
 from mitobench.benchmark.runner import run_grid
 from mitobench.report.build import build_report
 from tests.benchmark.test_runner import tiny_grid
-from tests.conftest import make_amibr, make_atnorm, separable_patch, write_png
+from tests.conftest import REPO, make_amibr, make_atnorm, separable_patch, write_png
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +196,23 @@ def test_models_among_the_experts_in_the_report_and_the_raters_command(
     assert "by expert agreement" in text and "resnet10t · e2e · cpu" in text
     for level in ("3/3", "5/5", "4/5"):  # the fixture's experts split at most 4 to 1
         assert level in text
+
+
+def test_the_papers_spread_is_the_population_sd_of_its_folds() -> None:
+    """'ddof 0, as the paper' (report, README, docs/recipes.md): every published SD is np.std of
+    the published per-fold figures with ddof 0 and not the sample SD — read from the shared files."""
+    reference = REPO.parent / "shared" / "reference"
+    if not (reference / "published_per_fold.csv").is_file():
+        pytest.skip(f"published figures not found under {reference}")
+    keys = ["model", "mode", "dataset"]
+    summary = pd.read_csv(reference / "published_results.csv").set_index(keys)
+    folds = pd.read_csv(reference / "published_per_fold.csv").groupby(keys)["balanced_accuracy"]
+    compared = 0
+    for key, values in folds:
+        if key not in summary.index or len(values) < 2:
+            continue
+        published = summary.loc[key, "balanced_accuracy_std"]
+        assert np.std(values, ddof=0) == pytest.approx(published, abs=6e-5), key  # 4-decimal rounding
+        assert abs(np.std(values, ddof=1) - published) > 6e-5, key
+        compared += 1
+    assert compared >= 40
