@@ -29,6 +29,8 @@ from mitobench.train.rundir import FoldDir
 
 class Batches(Protocol):
     labels: np.ndarray
+    targets: np.ndarray | None
+    """Training targets in [0, 1] other than `labels` (e.g. the experts' vote share), or None."""
 
     def __len__(self) -> int: ...
 
@@ -197,7 +199,7 @@ def fit(
     pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
     dtype = _compute_dtype(model, cfg, dev)
     ema = _ema(model, cfg)
-    targets = train.targets if getattr(train, "targets", None) is not None else labels
+    targets = train.targets if train.targets is not None else labels
     state = {
         "epoch": 0,
         "best_score": -math.inf,
