@@ -4,16 +4,16 @@
     python benchmarks/inference_speed.py --quick        # a smoke test on a tiny run it trains
 
 Scores the AMi-Br test patches (already decoded in memory, as `predict` holds them) with the
-run's own input size, normalisation and inference precision, the way `predict` and the test-set
-evaluation do: first each fold model alone (the single-model figure), then the whole fold
-ensemble. One warm-up pass, then --repeat rounds; medians are reported (this machine drifts).
+run's own input size and normalisation, the way `predict` and the test-set evaluation do: first
+each fold model alone (the single-model figure), then the whole fold ensemble; in fp32 and in
+bf16 side by side, and says which one `precision: auto` picks on this machine and whether that
+is within 10 % of the faster. One warm-up pass, then --repeat rounds; medians are reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +26,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def measure(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict:
+    """Per precision (fp32, bf16): patches per second of one fold model (median over folds and
+    rounds) and of the ensemble; and `auto`'s choice here."""
+    from mitobench import machine
+    from mitobench.train.precision import device, resolve
+
+    out: dict = {"run": str(run), "machine": {**machine.describe(), "label": machine.label()}}
+    for precision in ("fp32", "bf16"):
+        out[precision] = measure_one(run, data_root, repeat, limit, precision)
+    choice = resolve("auto", device())
+    fastest = max(out[p]["single_model_patches_per_second"] for p in ("fp32", "bf16"))
+    auto = out[choice.name]["single_model_patches_per_second"]
+    out.update(
+        patches=out["fp32"]["patches"],
+        folds=out["fp32"]["folds"],
+        input_size=out["fp32"]["input_size"],
+        auto=choice.name,
+        auto_reason=choice.reason,
+        auto_within_10pct=auto >= 0.9 * fastest,
+    )
+    return out
+
+
+def measure_one(run: Path, data_root: Path, repeat: int, limit: int | None, precision: str) -> dict:
     """Patches per second of one fold model (median over folds and rounds) and of the ensemble."""
     from mitobench.data.cache import ImageCache
     from mitobench.data.registry import load
@@ -33,6 +56,7 @@ def measure(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict:
 
     images = ImageCache().load(load("amibr/test", data_root))[:limit]
     predictor = from_run(run)
+    predictor.cfg = predictor.cfg.model_copy(update={"precision": precision, "inference_precision": None})
     states = dict(predictor.fold_states)
     first = next(iter(states))
     predictor.fold_states = {first: states[first]}
@@ -48,19 +72,16 @@ def measure(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict:
         start = time.perf_counter()
         predictor.fold_probs(images)
         ensemble.append(len(images) / (time.perf_counter() - start))
-    cfg = predictor.cfg
     return {
-        "run": str(run),
         "patches": len(images),
         "folds": len(states),
-        "input_size": cfg.input_size,
-        "precision": cfg.eval_precision,
+        "input_size": predictor.cfg.input_size,
+        "precision": precision,
         "single_model_patches_per_second": statistics.median(single),
         "single_model_rounds": single,
         "ensemble_patches_per_second": statistics.median(ensemble),
         "ensemble_rounds": ensemble,
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
     }
 
 
@@ -72,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="train a tiny two-fold run and time 128 patches")
     p.add_argument("--out", type=Path, help="write the figures as JSON")
     args = p.parse_args(argv)
+    from mitobench.machine import configure_threads
+
+    configure_threads()
     with tempfile.TemporaryDirectory() as tmp:
         run, limit = args.run, None
         if args.quick:
@@ -82,11 +106,16 @@ def main(argv: list[str] | None = None) -> None:
         if run is None:
             p.error("--run is required (or --quick)")
         result = measure(run, args.data_root, 1 if args.quick else args.repeat, limit)
-    print(
-        f"{result['patches']} patches at {result['input_size']} px, {result['precision']}: "
-        f"one fold model {result['single_model_patches_per_second']:.1f} patches/s, "
-        f"the {result['folds']}-fold ensemble {result['ensemble_patches_per_second']:.1f} patches/s"
-    )
+    print(f"measured on {result['machine']['label']}")
+    for precision in ("fp32", "bf16"):
+        r = result[precision]
+        print(
+            f"{r['patches']} patches at {r['input_size']} px, {precision}: "
+            f"one fold model {r['single_model_patches_per_second']:.1f} patches/s, "
+            f"the {r['folds']}-fold ensemble {r['ensemble_patches_per_second']:.1f} patches/s"
+        )
+    verdict = "within 10 % of the faster" if result["auto_within_10pct"] else "NOT within 10 % of the faster"
+    print(f"precision auto picks {result['auto']} here ({result['auto_reason']}): {verdict}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

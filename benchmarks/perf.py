@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -46,8 +45,9 @@ class BenchConfig:
     device: str = "auto"
     random_init: bool = False
     size: int = 224
-    precision: str = "bf16"
-    train_precision: str = "fp32"
+    precision: str = "auto"
+    train_precision: str = "auto"
+    """`auto`: what the packaged recipes use on this hardware (mitobench.train.precision.choose)."""
     train_batch: int = 16
     n: int | None = None
     """Quick mode: a stratified handful of training figures."""
@@ -67,12 +67,11 @@ class BenchConfig:
         if self.dev.type == "cuda":
             torch.cuda.synchronize()
 
-    def autocast(self, precision: str) -> contextlib.AbstractContextManager:
-        return (
-            torch.autocast(self.dev.type, dtype=torch.bfloat16)
-            if precision == "bf16"
-            else contextlib.nullcontext()
-        )
+    def autocast(self, precision: str, training: bool = False) -> contextlib.AbstractContextManager:
+        from mitobench.train.precision import resolve
+
+        dtype = resolve(precision, self.dev, training).dtype
+        return torch.autocast(self.dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
     def encoder(self):
         """The benchmarked model at the benchmark's size, on its device (random init if asked)."""
@@ -195,7 +194,7 @@ def _train_rate(
             cfg.sync()
             start, seen = time.perf_counter(), 0
         x, y = next_batch()
-        with cfg.autocast(cfg.train_precision):
+        with cfg.autocast(cfg.train_precision, training=True):
             logits = model(x)
         loss = loss_fn(logits.float(), y)
         opt.zero_grad(set_to_none=True)
@@ -357,6 +356,30 @@ class InferReference(Measurement):
         return {"images_per_second": len(paths) / (time.perf_counter() - start)}
 
 
+class PrecisionSpeed(Measurement):
+    """fp32 and bf16 side by side (bare forward, bare training step) and what `auto` chose here."""
+
+    name, once = "precision/speed", True
+
+    def run(self, cfg: BenchConfig) -> dict[str, Any]:
+        from mitobench.train.precision import resolve
+
+        out: dict[str, Any] = {}
+        for precision in ("fp32", "bf16"):
+            c = replace(cfg, precision=precision, train_precision=precision)
+            out[f"infer_{precision}"] = InferBare().run(c)["images_per_second"]
+            out[f"train_{precision}"] = TrainBare().run(replace(c, steps=max(3, cfg.steps // 3)))[
+                "images_per_second"
+            ]
+        for kind, training in (("infer", False), ("train", True)):
+            choice = resolve("auto", cfg.dev, training)
+            fastest = max(out[f"{kind}_fp32"], out[f"{kind}_bf16"])
+            out[f"{kind}_auto"] = choice.name
+            out[f"{kind}_auto_reason"] = choice.reason
+            out[f"{kind}_auto_within_10pct"] = out[f"{kind}_{choice.name}"] >= 0.9 * fastest
+        return out
+
+
 class PrecisionCheck(Measurement):
     """The same trained fold models scored on the AMi-Br test split in fp32 and in bf16."""
 
@@ -391,7 +414,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     m.name: m
     for m in (
         ProbeReference(), ProbeOurs(), TrainReference(), TrainOurs(), TrainBare(),
-        InferReference(), InferOurs(), InferBare(), InferBarePlain(), PrecisionCheck(),
+        InferReference(), InferOurs(), InferBare(), InferBarePlain(), PrecisionSpeed(), PrecisionCheck(),
     )
 }  # fmt: skip
 ROUNDS = [n for n in MEASUREMENTS if n != "precision"]
@@ -458,6 +481,9 @@ def run_measurement(name: str, cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _worker(name: str, config: str) -> None:
+    from mitobench.machine import configure_threads
+
+    configure_threads()  # the cores this process may use, as the CLI does
     torch.manual_seed(0)
     result = MEASUREMENTS[name].run(BenchConfig(**json.loads(config)))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -509,6 +535,18 @@ def markdown(table: dict[str, Any], results: dict[str, dict[str, Any]]) -> str:
     ]
     lines += ["", "| process | peak RSS [MB] |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in table["peak_rss_mb"].items()]
+    if "precision/speed" in results:
+        ps = results["precision/speed"]
+        lines += [
+            "",
+            "| bare, img/s | fp32 | bf16 | auto picks | within 10 % of the faster |",
+            "|---|---:|---:|---|---|",
+        ]
+        lines += [
+            f"| {kind} | {ps[f'{kind}_fp32']:.1f} | {ps[f'{kind}_bf16']:.1f} | {ps[f'{kind}_auto']} "
+            f"({ps[f'{kind}_auto_reason']}) | {'yes' if ps[f'{kind}_auto_within_10pct'] else 'NO'} |"
+            for kind in ("infer", "train")
+        ]
     if "precision" in results:
         pr = results["precision"]
         diff = max(abs(a - b) for a, b in zip(pr["fp32"]["per_fold"], pr["bf16"]["per_fold"], strict=True))
@@ -534,13 +572,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--random-init", action="store_true", help="random weights of the same architecture (speed only)"
     )
     p.add_argument(
-        "--precision", choices=["fp32", "bf16"], default=d.precision, help="inference and extraction"
+        "--precision", choices=["auto", "fp32", "bf16"], default=d.precision, help="inference and extraction"
     )
     p.add_argument(
         "--train-precision",
-        choices=["fp32", "bf16"],
+        choices=["auto", "fp32", "bf16"],
         default=d.train_precision,
-        help="training (fp32 is the faster one on the 2-core EPYC we measured)",
+        help="training (auto: bf16 where the hardware has it natively, else fp32)",
     )
     p.add_argument(
         "--train-batch",
@@ -585,14 +623,10 @@ def main(argv: list[str] | None = None) -> None:
     results = {name: _median_of(runs) for name, runs in samples.items()}
     if not args.quick and not args.skip_precision and (Path(cfg.precision_run) / "run.json").is_file():
         results["precision"] = run_measurement("precision", cfg)
+    from mitobench import machine
+
     table = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(cfg.dev) if cfg.dev.type == "cuda" else None,
-        },
+        "machine": {**machine.describe(), "label": machine.label()},
         **asdict(cfg),
         "device": str(cfg.dev),
         "input_size": cfg.size,
@@ -602,7 +636,7 @@ def main(argv: list[str] | None = None) -> None:
         "peak_rss_mb": {k: v["peak_rss_mb"] for k, v in results.items() if "peak_rss_mb" in v},
         "raw": results,
     }
-    text = markdown(table, results)
+    text = f"Measured on {table['machine']['label']}.\n\n" + markdown(table, results)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**table, "markdown": text}, indent=1))

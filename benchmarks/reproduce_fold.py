@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=0, help="0-based: the paper's k-th split")
     p.add_argument("--out", type=Path, default=Path("runs/reproduce"))
     p.add_argument("--quick", action="store_true", help="limits for a CPU smoke test")
+    p.add_argument(
+        "--max-epochs", type=int, help="cap the protocol's 100 epochs (a shortened reproduction, recorded)"
+    )
     args = p.parse_args(argv)
 
-    from mitobench.console import RichProgress
+    from mitobench.console import progress_for
     from mitobench.data.registry import EVAL_SETS
     from mitobench.data.splits import PAPER_FOLDS_SHA256
     from mitobench.errors import MitobenchError
@@ -46,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
             "preset": "paper",
             "folds": [args.fold],
             "eval_sets": list(EVAL_SETS),
-            "train": QUICK if args.quick else {},
+            "train": QUICK if args.quick else ({"max_epochs": args.max_epochs} if args.max_epochs else {}),
         }
     )
     run_dir = args.out / f"{args.model}-paper{'-quick' if args.quick else ''}"
     started = time.perf_counter()
     try:
-        result = train_run(spec, run_dir, args.data_root, RichProgress())
+        result = train_run(spec, run_dir, args.data_root, progress_for())
     except MitobenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "fold": args.fold,
         "quick": args.quick,
+        "max_epochs": args.max_epochs,
         "paper_folds": done["folds_sha256"] == PAPER_FOLDS_SHA256,
         "epochs_run": done["epochs_run"],
         "best_epoch": done["best_epoch"],

@@ -15,7 +15,7 @@ from tests.conftest import REPO
 SRC = REPO / "src" / "mitobench"
 
 LAYERS: list[set[str]] = [
-    {"mitobench", "errors", "paths", "progress", "config_file", "metrics", "reference", "configs"},
+    {"mitobench", "errors", "paths", "progress", "config_file", "machine", "metrics", "reference", "configs"},
     {"data"},
     {"models"},
     {"train"},

@@ -32,6 +32,10 @@ def test_perf_quick_mode_writes_its_table(real_root: Path, tmp_path: Path) -> No
     assert all(r["reference"] > 0 and r["ours"] > 0 for r in table["rows"])
     assert "| measure | reference | ours | ratio | target |" in run.stdout
     assert set(table["peak_rss_mb"]) >= {"probe/reference", "probe/ours", "train/bare", "infer/bare"}
+    speed = table["raw"]["precision/speed"]
+    assert min(speed[f"{k}_{p}"] for k in ("infer", "train") for p in ("fp32", "bf16")) > 0
+    assert speed["infer_auto"] == ("bf16" if table["machine"]["cpu"]["bf16_native"] else "fp32")
+    assert "auto picks" in run.stdout and "native bf16" in run.stdout
 
 
 def test_fold_reproduction_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path: Path) -> None:
@@ -68,7 +72,28 @@ def test_inference_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
     """The inference benchmark times each fold model alone and the ensemble of a run it trains."""
     run, result = _quick("inference_speed.py", real_root, tmp_path / "infer.json")
     assert result["patches"] == 128 and result["folds"] == 2
-    assert len(result["single_model_rounds"]) == 2 and len(result["ensemble_rounds"]) == 1
-    # two models cost about twice one: the ensemble is the slower of the two figures
-    assert result["ensemble_patches_per_second"] < max(result["single_model_rounds"])
-    assert "one fold model" in run.stdout
+    for precision in ("fp32", "bf16"):  # side by side
+        r = result[precision]
+        assert len(r["single_model_rounds"]) == 2 and len(r["ensemble_rounds"]) == 1
+        # two models cost about twice one: the ensemble is the slower of the two figures
+        assert r["ensemble_patches_per_second"] < max(r["single_model_rounds"])
+    native = result["machine"]["cpu"]["bf16_native"]
+    assert result["auto"] == ("bf16" if native else "fp32")
+    assert "one fold model" in run.stdout and "precision auto picks" in run.stdout
+    assert "native bf16" in run.stdout  # the processor is named
+
+
+def test_gpu_check_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path: Path) -> None:
+    """The prepared device check, every section with --quick limits, on the CPU (as CI runs it)."""
+    run, record = _quick("gpu_check.py", real_root, tmp_path / "check.json")
+    assert record["device"] == "cpu" and record["quick"] is True
+    assert record["ok"] is True, {k: v.get("error") for k, v in record.items() if isinstance(v, dict)}
+    assert record["prepare"]["device_path"] == "uint8" and len(record["prepare"]["cases"]) == 3
+    assert all(c["max_levels"] <= 2.0 for c in record["prepare"]["cases"])
+    native = record["machine"]["cpu"]["bf16_native"]
+    assert record["precision"]["inference_choice"]["used"] == ("bf16" if native else "fp32")
+    combos = {(r["preset"], r["mode"]) for r in record["recipes"]["rows"]}
+    assert len(combos) == 12 and all(r["checkpoint"] for r in record["recipes"]["rows"])
+    assert record["fold"]["paper_folds"] is True and record["fold"]["fold"] == 0
+    assert [r["measure"][:3] for r in record["perf"]["rows"]][:2] == ["(a)", "(b)"]
+    assert "measured on" in run.stdout and "native bf16" in run.stdout

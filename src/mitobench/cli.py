@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mitobench import __version__
-from mitobench.console import RichProgress, err_console, out_console
+from mitobench.console import err_console, out_console, progress_for
 from mitobench.errors import ConfigError, MitobenchError
 from mitobench.paths import require_folder
 
@@ -77,7 +78,7 @@ def _root(data_root: Path | None, fetch: bool = False) -> Path:
             from mitobench.data.download import download
 
             err_console.print(f"no data in {root} yet: fetching and verifying it first (resumable)")
-            with RichProgress() as progress:
+            with progress_for() as progress:
                 download(root, progress=progress)
     return root
 
@@ -98,10 +99,64 @@ def _note_missing(root: Path) -> None:
 @app.callback(invoke_without_command=True)
 def _main(
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Intra-op threads (default: $MITOBENCH_THREADS, else the cores this process may use)."
+        ),
+    ] = None,
 ) -> None:
     if version:
         out_console.print(f"mitobench {__version__}")
         raise typer.Exit()
+    from mitobench.machine import configure_threads
+
+    configure_threads(threads)
+
+
+@app.command("doctor")
+def doctor_cmd(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
+    """This machine: processor and bf16, GPUs, versions, threads, what each packaged recipe's
+    precision and batch become here, and where data, cache and weights live."""
+    from mitobench.train.doctor import report
+
+    facts = report(data_root)
+    if as_json:
+        _print_json(facts)
+        return
+    m = facts["machine"]
+    out_console.print(f"[bold]processor[/]: {escape(facts['label'])}")
+    out_console.print(f"  {escape(m['cpu']['bf16_via'])}; {m['threads']} intra-op threads")
+    for g in m["gpus"]:
+        out_console.print(
+            f"[bold]GPU[/]: {escape(g['name'])}, compute capability "
+            f"{g['capability'][0]}.{g['capability'][1]}, {g['memory_gib']} GiB, "
+            f"native bf16 {'yes' if g['bf16_native'] else 'no'}"
+        )
+    if not m["gpus"]:
+        out_console.print("[bold]GPU[/]: none (CUDA not available to torch)")
+    out_console.print(
+        f"[bold]versions[/]: mitobench {m['mitobench']}, torch {m['torch']} (CUDA {m['cuda'] or 'none'}), "
+        f"timm {m['timm']}, Python {m['python']}; device {facts['device']}"
+    )
+    table = Table(title="packaged recipes on this machine")
+    for col in ("preset", "mode", "precision", "train", "inference", "batch", "inference chunk", "why"):
+        table.add_column(col)
+    for r in facts["recipes"]:
+        table.add_row(
+            r["preset"],
+            r["mode"],
+            r["precision"],
+            r["train"],
+            r["inference"],
+            str(r["batch"]),
+            f"{r['inference_chunk']} at {r['input_size']} px",
+            escape(r["why"]),
+        )
+    out_console.print(table)
+    for place in facts["places"]:
+        size = "absent" if place["bytes"] is None else f"{place['bytes'] / 2**20:,.0f} MiB"
+        out_console.print(f"[bold]{place['what']}[/]: {escape(place['path'])} ({size})")
 
 
 @data_app.command("info")
@@ -181,7 +236,7 @@ def data_verify(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
 
     root = _root(data_root)
     check_root(root)
-    with RichProgress() as progress:
+    with progress_for() as progress:
         results = [verify_dataset(root, name, progress) for name in present(root)]
     _note_missing(root)
     if as_json:
@@ -212,7 +267,7 @@ def data_download(
     from mitobench.data.manifest import verify_dataset
 
     root = _root(data_root)
-    with RichProgress() as progress:
+    with progress_for() as progress:
         names = download(root, url=url, sha256=sha256, overwrite=overwrite, progress=progress)
         results = [verify_dataset(root, n, progress) for n in names]
     for r in results:
@@ -395,7 +450,7 @@ def train_cmd(
     run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
     require_folder(run_dir, "the run folder (--out)", "pass a folder to hold the run: --out DIR")
     root = _root(data_root, fetch=True)
-    with RichProgress() as progress:
+    with progress_for() as progress:
         result = train_run(spec, run_dir, root, progress)
     if result.skipped_sets:
         err_console.print(f"[yellow]not evaluated (not in {root}):[/] {', '.join(result.skipped_sets)}")
@@ -421,7 +476,7 @@ def evaluate_cmd(
 
     load_run_spec(RunDir(run))
     if dataset:
-        with RichProgress() as progress:
+        with progress_for() as progress:
             summary = evaluate_run(run, dataset, _root(data_root), tta=tta, progress=progress)
     else:
         summary = RunDir(run).write_summary()
@@ -455,7 +510,7 @@ def predict_cmd(
     predictor = load_model(source)
     # the models saw 128x128 patches: other sizes are resized to that (stack pages must be 128x128)
     dataset, images = patches_to_predict(inputs, PATCH_SIZE)
-    with RichProgress() as progress:
+    with progress_for() as progress:
         frame = predictor.predict(dataset, images, tta=tta, progress=progress)
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
@@ -498,7 +553,7 @@ def slide_cmd(
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)
     options = SlideOptions(mpp, patch_mpp, tolerance, threshold)
-    with RichProgress() as progress:
+    with progress_for() as progress:
         done, kept = run_slides(jobs, model, out, options, progress)
     for s in done:
         ratio = s["atypical_fraction"]
@@ -532,13 +587,21 @@ def midog_cmd(
 
 @app.command("export")
 def export_cmd(
-    run: Annotated[Path, typer.Argument(help="A run directory made by `mitobench train`.")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder (`mitobench train`), or a results folder of `mitobench run` "
+            "holding one run (else pass results/NAME/runs/RUN)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Bundle file to write.")] = Path("model.safetensors"),
 ) -> None:
     """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
     from mitobench.inference.bundle import export_bundle
     from mitobench.inference.predictor import from_run
+    from mitobench.train.rundir import find_run
 
+    run = find_run(run)
     predictor = from_run(run)
     export_bundle(predictor, out)
     out_console.print(
@@ -566,8 +629,12 @@ def run_cmd(
     grid = load_grid(config)
     results_dir = results or Path("results") / grid.name
     root = _root(data_root, fetch=True)
-    err_console.print(f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir}")
-    with RichProgress() as progress:
+    err_console.print(
+        f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir} "
+        f"(run folders in {results_dir / 'runs'})",
+        highlight=False,
+    )
+    with progress_for() as progress:
         outcome = run_grid(grid, results_dir, root, executor.value, address, progress)
     out_console.print(
         f"{len(outcome.done)} done, {len(outcome.skipped)} already finished, "
@@ -579,6 +646,7 @@ def run_cmd(
         from mitobench.report.build import build_report
 
         paths = build_report(results_dir, root)
+        out_console.print((results_dir / "report" / "tables.md").read_text(), markup=False)
         out_console.print(f"report: {paths['html']}")
     if outcome.failed:
         raise typer.Exit(1)
@@ -594,7 +662,7 @@ def report_cmd(
     from mitobench.report.build import build_report
 
     paths = build_report(results, _root(data_root), n_boot=bootstrap)
-    out_console.print((results / "report" / "tables.md").read_text())
+    out_console.print((results / "report" / "tables.md").read_text(), markup=False)
     out_console.print(f"report: {paths['html']}")
 
 
@@ -652,8 +720,16 @@ def raters_cmd(
             out_console.print(table)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    """Library warnings as one line each (no source line), user text escaped."""
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+
 def main() -> None:
     """Console entry point: user errors become one message and a non-zero exit."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         app()
     except MitobenchError as exc:

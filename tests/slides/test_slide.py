@@ -97,6 +97,11 @@ def test_a_detection_at_the_edge_is_padded_and_flagged(slide, trained_run, tmp_p
     assert code == 0, err
     calls = pd.read_csv(tmp_path / "o" / "slide.csv")
     assert len(calls) == 2 and calls["padded"].all()
+    rows = (tmp_path / "o" / "slide.csv").read_text().splitlines()
+    assert rows[1].split(",")[1:3] == ["5", str(centres[0][1])]  # whole pixels, not 5.000000
+    features = json.loads((tmp_path / "o" / "slide.geojson").read_text())["features"]
+    assert [f["properties"]["measurements"]["padded"] for f in features] == [1.0, 1.0]  # QuPath keeps these
+    assert features[0]["geometry"]["coordinates"] == [5, centres[0][1]]
     patch, padded = SlideReader(path).patch(5, centres[0][1])
     assert padded and patch.shape == (128, 128, 3) and (patch > 0).all()  # reflected, never black
 

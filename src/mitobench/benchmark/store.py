@@ -147,6 +147,12 @@ class ResultsStore:
         """(model, mode, preset, train_data, fold, folds_sha256) of every finished job."""
         return self._done("j.folds_sha256 FROM jobs j")
 
+    def machines(self) -> dict[str, int]:
+        """How many finished jobs ran on each machine (its label: processor or GPU, bf16, cores)."""
+        env = self._done("j.environment FROM jobs j")["environment"]
+        labels = [json.loads(e or "{}").get("machine", "an unrecorded machine") for e in env]
+        return dict(pd.Series(labels, dtype=object).value_counts()) if labels else {}
+
     def metrics(self) -> pd.DataFrame:
         return self._done("m.dataset, m.variant, m.metric, m.value FROM metrics m JOIN jobs j USING (job)")
 

@@ -62,7 +62,8 @@ def fetch(url: str, part: Path, sha256: str | None, progress: Progress) -> Path:
         raise DownloadError(
             f"download of {url} failed after {done + received} bytes ({exc})",
             "check the network (or HTTPS proxy) and run the command again: it resumes; or download "
-            "the archive yourself and pass it with --url file:///path/to/archive",
+            "the archive elsewhere and run `mitobench data download --url file:///path/to/archive` "
+            "(or set MITOBENCH_DATA_URL), or point --data-root at a folder that holds the data",
         ) from None
     if total is not None and done + received != total:
         raise DownloadError(

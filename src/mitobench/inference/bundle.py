@@ -21,6 +21,24 @@ BUNDLE_FORMAT = "mitobench-bundle/2"
 _FIX = "pass a file made by `mitobench export` (this version)"
 
 
+def weights_origin(predictor: Predictor) -> str:
+    """Where the bundle's weights come from: the folds were trained by mitobench; the frozen base
+    (probe, LoRA) is the encoder's own weights, an end-to-end model started from its pretrained ones."""
+    enc = predictor.model.encoder
+    assert enc is not None
+    run = predictor.meta.get("run", {})
+    folds = ", ".join(str(k) for k in sorted(predictor.fold_states))
+    trained = (
+        f"fold weights ({folds}) trained by mitobench, mode {predictor.mode}, preset {run.get('preset')}"
+    )
+    if predictor.base_state is not None:
+        return f"{trained}, on the frozen base {enc.weights_origin}"
+    start = run.get("weights") or (
+        f"{enc.spec.name}'s pretrained weights" if enc.spec.pretrained else "random init"
+    )
+    return f"{trained}, starting from {start}"
+
+
 def export_bundle(predictor: Predictor, target: Path) -> Path:
     """Write `predictor` as one safetensors file (atomically)."""
     tensors: dict[str, torch.Tensor] = {}
@@ -39,7 +57,7 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
         "threshold": predictor.threshold,
         "transform": enc.transform.to_dict(),
         "pooling": enc.pooling.value,
-        "weights_origin": enc.weights_origin,
+        "weights_origin": weights_origin(predictor),
         **predictor.meta,
     }
     with atomic_path(target) as tmp:

@@ -117,5 +117,6 @@ def from_run(run_dir: Path) -> Predictor:
     states = {k: load_file(str(run.fold(k).best)) for k in folds}
     keeps_base = get_mode(spec.mode).keeps_base  # e2e folds carry every weight
     model, base = assemble(spec, cfg, spec.weights, pretrained=keeps_base)
+    spec = spec.model_copy(update={"folds": folds})  # the folds this predictor holds
     meta = {"run": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta)

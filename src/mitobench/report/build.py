@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mitobench import machine
 from mitobench.benchmark.store import STORE_FILE, ResultsStore
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset, vote_columns
@@ -109,7 +110,10 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
         if ds.frame["group"].notna().all()
     }
     table = results_table(preds, metrics, groups, n_boot)
-    paths = write_tables(table, folder)
+    trained_on = "Trained on: " + (
+        "; ".join(f"{label} ({n} job{'s' if n > 1 else ''})" for label, n in store.machines().items()) or "-"
+    )
+    paths = write_tables(table, folder, header=trained_on)
     folds = per_fold_table(metrics, store.fold_fingerprints(), PAPER_FOLDS_SHA256)
     if not folds.empty:
         paths["per_fold"] = folder / "per_fold.csv"
@@ -133,6 +137,7 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
             if models:
                 plot_paths.append(plots.raters_plot(r, models, ds.labels, folder / "plots"))
     notes = [
+        trained_on + f". Report built on: {machine.label()}.",
         "Balanced accuracy and AUROC: mean ± SD over the fold models (sample SD, ddof 1; beside a published "
         "figure, the paper's np.std, ddof 0, as the column '± is' says); 95% CIs by bootstrap of the "
         "test figures (whole slides where slides are known). Ensemble: mean probability of the fold models "

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def fmt_mean_std(entry: dict[str, Any]) -> str:
+def fmt_mean_std(entry: dict[str, Any], folds: int = 2) -> str:
+    """Mean ± SD over folds; one fold has no spread, so it says so instead of ± 0.0000."""
+    if folds < 2:
+        return f"{entry['mean']:.4f} (1 fold, no SD)"
     return f"{entry['mean']:.4f} ± {entry['std']:.4f}"
 
 
@@ -19,10 +22,14 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
             "dataset": key,
             "n": str(s["n"]),
             "folds": str(len(s["per_fold"])),
-            "balanced_accuracy": fmt_mean_std(s["summary"]["balanced_accuracy"]),
-            "auroc": fmt_mean_std(s["summary"]["auroc"]),
+            "balanced_accuracy": fmt_mean_std(s["summary"]["balanced_accuracy"], len(s["per_fold"])),
+            "auroc": fmt_mean_std(s["summary"]["auroc"], len(s["per_fold"])),
             "ensemble_bacc": f"{s['ensemble']['balanced_accuracy']:.4f}" if "ensemble" in s else "-",
-            "tta_bacc": fmt_mean_std(s["tta"]["summary"]["balanced_accuracy"]) if "tta" in s else "-",
+            "tta_bacc": (
+                fmt_mean_std(s["tta"]["summary"]["balanced_accuracy"], len(s["per_fold"]))
+                if "tta" in s
+                else "-"
+            ),
         }
         rows.append(row)
     return rows

@@ -43,12 +43,12 @@ def results_table(
                 "n": len(rs.labels),
                 "folds": len(rs.folds),
                 "bacc_mean": bacc.mean(),
-                "bacc_std": bacc.std(ddof=1) if len(bacc) > 1 else 0.0,
+                "bacc_std": bacc.std(ddof=1) if len(bacc) > 1 else np.nan,
                 "bacc_std_pop": bacc.std(ddof=0),
                 "bacc_ci_low": ci.get("balanced_accuracy", (np.nan, np.nan))[0],
                 "bacc_ci_high": ci.get("balanced_accuracy", (np.nan, np.nan))[1],
                 "auroc_mean": auc.mean(),
-                "auroc_std": auc.std(ddof=1) if len(auc) > 1 else 0.0,
+                "auroc_std": auc.std(ddof=1) if len(auc) > 1 else np.nan,
                 "auroc_std_pop": auc.std(ddof=0),
                 "auroc_ci_low": ci.get("auroc", (np.nan, np.nan))[0],
                 "auroc_ci_high": ci.get("auroc", (np.nan, np.nan))[1],
@@ -89,7 +89,8 @@ def per_fold_table(metrics: pd.DataFrame, fold_sha: pd.DataFrame, paper_sha: str
 
 
 def _pm(mean: float, std: float) -> str:
-    return f"{mean:.4f} ± {std:.4f}"
+    """Mean ± SD; one fold has no spread, so it says so instead of ± 0.0000."""
+    return f"{mean:.4f} (1 fold, no SD)" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
 
 def _ci(low: float, high: float) -> str:
@@ -130,14 +131,16 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def write_tables(table: pd.DataFrame, folder: Path) -> dict[str, Path]:
-    """tables.csv (raw numbers), tables.md and tables.tex (formatted)."""
+def write_tables(table: pd.DataFrame, folder: Path, header: str = "") -> dict[str, Path]:
+    """tables.csv (raw numbers), tables.md and tables.tex (formatted); `header` opens tables.md."""
     folder.mkdir(parents=True, exist_ok=True)
     shown = display_table(table) if not table.empty else pd.DataFrame()
     paths = {"csv": folder / "tables.csv", "md": folder / "tables.md", "tex": folder / "tables.tex"}
     atomic_write_text(paths["csv"], table.to_csv(index=False))
     atomic_write_text(
-        paths["md"], shown.to_markdown(index=False) + "\n" if not shown.empty else "(no results)\n"
+        paths["md"],
+        (f"{header}\n\n" if header else "")
+        + (shown.to_markdown(index=False) + "\n" if not shown.empty else "(no results)\n"),
     )
     atomic_write_text(paths["tex"], shown.to_latex(index=False, escape=True) if not shown.empty else "")
     return paths

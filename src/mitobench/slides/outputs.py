@@ -54,6 +54,12 @@ def summary(calls: pd.DataFrame, threshold: float, meta: dict[str, Any]) -> dict
     }
 
 
+def coordinate(value: float) -> int | float:
+    """A level-0 coordinate as written: whole pixels as integers (1194, not 1194.000000)."""
+    v = float(value)
+    return int(v) if v.is_integer() else round(v, 3)
+
+
 def geojson(calls: pd.DataFrame) -> dict[str, Any]:
     """A FeatureCollection QuPath imports: one point annotation per detection."""
     features = []
@@ -63,12 +69,13 @@ def geojson(calls: pd.DataFrame) -> dict[str, Any]:
             {
                 "type": "Feature",
                 "id": str(row.id),
-                "geometry": {"type": "Point", "coordinates": [float(row.x), float(row.y)]},
+                "geometry": {"type": "Point", "coordinates": [coordinate(row.x), coordinate(row.y)]},
                 "properties": {
                     "objectType": "annotation",
                     "name": str(row.id),
                     "classification": {"name": name, "color": colour},
-                    "measurements": {"P(atypical)": float(row.p_atypical)},
+                    # QuPath keeps numeric measurements only, so the edge flag is one too
+                    "measurements": {"P(atypical)": float(row.p_atypical), "padded": float(row.padded)},
                     "padded": bool(row.padded),
                 },
             }
@@ -81,7 +88,9 @@ def write_outputs(calls: pd.DataFrame, summary_: dict[str, Any], out: Path, stem
     (the summary last: its presence means the slide is done)."""
     paths = {k: out / f"{stem}.{k}" for k in ("geojson", "csv")}
     atomic_write_text(paths["geojson"], json.dumps(geojson(calls)))
-    table = calls[["id", "x", "y", "p_atypical", "class", "padded"]]
+    table = calls[["id", "x", "y", "p_atypical", "class", "padded"]].copy()
+    for axis in ("x", "y"):
+        table[axis] = pd.Series([coordinate(v) for v in table[axis]], index=table.index, dtype=object)
     with atomic_path(paths["csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     paths["summary"] = out / f"{stem}.summary.json"

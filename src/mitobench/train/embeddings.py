@@ -22,7 +22,7 @@ from mitobench.paths import atomic_path, atomic_write_text, cache_dir
 from mitobench.progress import NullProgress, Progress
 from mitobench.train.batches import ImageBatches
 from mitobench.train.loop import batched_outputs
-from mitobench.train.precision import autocast_dtype, inference_batch
+from mitobench.train.precision import inference_batch, resolve
 
 FORMAT = "2"
 """2: keyed by the encoder's transform and pooling. Format 1 entries may hold embeddings of blank
@@ -64,6 +64,7 @@ class EmbeddingCache:
         progress: Progress | None = None,
     ) -> np.ndarray:
         """(N, D) float32 embeddings of `images`, computed only on a cache miss."""
+        precision = resolve(precision, dev).name  # keyed by what runs, not by `auto`
         key = self.key(encoder, content_key, precision)
         path = self.root / f"{encoder.spec.name}--{dataset.name}-{dataset.split}--{key}.safetensors"
         if path.is_file():
@@ -118,7 +119,7 @@ def extract(
     data = ImageBatches(images, np.zeros(len(images), dtype=np.int64), encoder, [], cnn, dev)
     batch = inference_batch(batch_size, encoder.transform.size, dev)
     progress.start(f"embedding with {encoder.spec.name}", len(images))
-    dtype = autocast_dtype(precision, dev)
+    dtype = resolve(precision, dev).dtype
     for idx, emb in batched_outputs(encoder, len(images), data.get, batch, dtype, dev, progress):
         out[idx] = emb.float().cpu().numpy()
     progress.finish()

@@ -23,7 +23,7 @@ from mitobench.train.batches import ImageBatches
 from mitobench.train.config import TrainConfig
 from mitobench.train.losses import binary_loss
 from mitobench.train.model import Classifier, load_trainable_state, trainable_state
-from mitobench.train.precision import autocast, autocast_dtype, inference_batch
+from mitobench.train.precision import Choice, autocast, inference_batch, resolve
 from mitobench.train.rundir import FoldDir
 
 
@@ -51,6 +51,8 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    precision: dict[str, object] = field(default_factory=dict)
+    """What `precision` and `inference_precision` became on this hardware, and why."""
 
 
 def seed_everything(seed: int) -> None:
@@ -59,13 +61,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _choice(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inference: bool = False) -> Choice:
+    """The precision used; a head on cached embeddings stays fp32 (casting it only costs time)."""
+    if isinstance(model, Classifier) and model.encoder is None:
+        return Choice(
+            cfg.eval_precision if inference else cfg.precision, None, False, "a head on embeddings: fp32"
+        )
+    return resolve(cfg.eval_precision if inference else cfg.precision, dev, training=not inference)
+
+
 def _compute_dtype(
     model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inference: bool = False
 ) -> torch.dtype | None:
-    """The autocast dtype; a head on cached embeddings stays fp32 (casting it only costs time)."""
-    if isinstance(model, Classifier) and model.encoder is None:
-        return None
-    return autocast_dtype(cfg.eval_precision if inference else cfg.precision, dev)
+    """The autocast dtype of `_choice`."""
+    return _choice(model, cfg, dev, inference).dtype
 
 
 @torch.inference_mode()
@@ -163,6 +172,14 @@ def _ema(model: torch.nn.Module, cfg: TrainConfig) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
 
 
+def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimiser step; an enabled scaler scales the loss and skips steps with inf/NaN gradients."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def fit(
     model: torch.nn.Module,
     train: Batches,
@@ -197,7 +214,10 @@ def fit(
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     sample_w = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
     pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
-    dtype = _compute_dtype(model, cfg, dev)
+    choice = _choice(model, cfg, dev)
+    dtype = choice.dtype
+    scaler = torch.amp.GradScaler(dev.type, enabled=choice.scaler)
+    used = {"train": choice.record(), "inference": _choice(model, cfg, dev, inference=True).record()}
     ema = _ema(model, cfg)
     targets = train.targets if train.targets is not None else labels
     state = {
@@ -218,6 +238,8 @@ def fit(
         torch.set_rng_state(saved["torch_rng"])
         if ema is not None:
             ema.load_state_dict(saved["ema"])
+        if saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
         state = saved["state"]
     run_epochs = 0
     while state["epoch"] < cfg.max_epochs:
@@ -244,9 +266,7 @@ def fit(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}",
                     "lower the learning rate, or use precision fp32 / bf16 instead of fp16",
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _step(loss, opt, scaler)
             if cfg.schedule == "cosine":
                 sched.step()
             if ema is not None:
@@ -291,13 +311,19 @@ def fit(
                     "generator": g.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "ema": ema.state_dict() if ema is not None else None,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     "state": state,
                 },
                 tmp,
             )
     if state["epoch"] < cfg.max_epochs:  # stopped early on request: resumable, not done
         return FitResult(
-            state["best_epoch"], state["best_score"], state["threshold"], state["epoch"], state["history"]
+            state["best_epoch"],
+            state["best_score"],
+            state["threshold"],
+            state["epoch"],
+            state["history"],
+            precision=used,
         )
     load_trainable_state(model, load_file(str(fold.best)))
     result = FitResult(
@@ -307,6 +333,7 @@ def fit(
         epochs_run=len(state["history"]),
         history=state["history"],
         seconds=state.get("seconds", 0.0),
+        precision=used,
     )
     fold.write_fit(result.__dict__)
     last.unlink(missing_ok=True)

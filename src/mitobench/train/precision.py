@@ -1,30 +1,128 @@
-"""Device and autocast choice for the `precision` setting (fp32 unless a recipe says otherwise)."""
+"""Which device, autocast dtype and gradient scaler a `precision` setting means on this hardware.
+
+`auto` (every packaged preset but `paper`) is decided by `choose`, one table: on a CPU bf16 only
+where the processor executes it natively (AVX-512 BF16, AMX, Arm BF16; elsewhere oneDNN emulates
+it 11-15x slower than fp32, docs/performance.md), else fp32; on CUDA bf16 where the device has it
+(compute capability 8.0+), else fp16 with a gradient scaler for training.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
+
+from mitobench import machine
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast_dtype(precision: str, dev: torch.device) -> torch.dtype | None:
-    """The autocast dtype on `dev`; None means full fp32.
+class PrecisionWarning(UserWarning):
+    """An explicit precision that this hardware runs far slower than `auto` would."""
 
-    `fp16` is CUDA-only, as the scripts' `torch.autocast(device_type="cuda", dtype=float16)`,
-    which does nothing off CUDA; `auto` is bf16 on CUDA (fp16 training can make UNI's loss NaN).
-    """
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16 if dev.type == "cuda" else None
-    if precision == "auto":
-        return torch.bfloat16 if dev.type == "cuda" else None
-    return None
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the precision decision reads, so a test can fake every capability."""
+
+    device: str
+    """`cpu`, `cuda` or another torch device type."""
+    cpu_bf16: bool
+    cuda_bf16: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a precision setting became on one device, and why."""
+
+    requested: str
+    dtype: torch.dtype | None
+    """The autocast dtype; None: fp32 without autocast."""
+    scaler: bool
+    """Train with a gradient scaler (fp16 gradients underflow without one)."""
+    reason: str
+    slow: bool = False
+    """bf16 that this hardware can only emulate."""
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def record(self) -> dict[str, object]:
+        return {"requested": self.requested, "used": self.name, "scaler": self.scaler, "reason": self.reason}
+
+
+_SLOWDOWN = "measured 11-15x slower than fp32 for EfficientNet-Lite0 (docs/performance.md)"
+
+
+def choose(requested: str, hw: Hardware, training: bool = False) -> Choice:
+    """The decision table: `requested` precision on `hw`, for training or for inference."""
+    where = hw.name or hw.device
+    if requested == "fp32":
+        return Choice(requested, None, False, "fp32 as set")
+    if hw.device == "cuda":
+        if requested == "fp16" or (requested == "auto" and not hw.cuda_bf16):
+            why = "fp16 as set" if requested == "fp16" else f"{where} has no bf16: fp16"
+            return Choice(
+                requested, torch.float16, training, why + (" with a gradient scaler" if training else "")
+            )
+        if requested == "bf16" and not hw.cuda_bf16:
+            return Choice(requested, torch.bfloat16, False, f"bf16 as set; {where} emulates it", slow=True)
+        return Choice(requested, torch.bfloat16, False, f"{where} executes bf16 natively")
+    if hw.device == "cpu":
+        if requested == "fp16":  # the scripts' autocast(device_type="cuda") does nothing on a CPU
+            return Choice(
+                requested, None, False, "fp16 autocast is CUDA-only (as the scripts): fp32 on a CPU"
+            )
+        if hw.cpu_bf16:
+            return Choice(requested, torch.bfloat16, False, f"the CPU executes bf16 natively ({where})")
+        if requested == "auto":
+            return Choice(requested, None, False, f"no native bf16 on this CPU ({where}): fp32")
+        return Choice(
+            requested, torch.bfloat16, False, f"bf16 as set; this CPU emulates it ({where})", slow=True
+        )
+    if requested == "bf16":
+        return Choice(requested, torch.bfloat16, False, f"bf16 as set on {hw.device}")
+    return Choice(requested, None, False, f"fp32 on {hw.device} ({requested} autocast not used there)")
+
+
+def hardware(dev: torch.device) -> Hardware:
+    """The capabilities of `dev` as torch and the processor report them."""
+    cpu = machine.cpu()
+    if dev.type == "cuda" and torch.cuda.is_available():
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        major, _ = torch.cuda.get_device_capability(index)
+        return Hardware("cuda", cpu.bf16_native, major >= 8, torch.cuda.get_device_name(index))
+    return Hardware(dev.type, cpu.bf16_native, False, cpu.bf16_via if cpu.bf16_native else cpu.name)
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def resolve(requested: str, dev: torch.device, training: bool = False) -> Choice:
+    """`choose` on this machine's `dev`; warns once per device when the choice will be slow."""
+    choice = choose(requested, hardware(dev), training)
+    if choice.slow and (dev.type, requested) not in _warned:
+        _warned.add((dev.type, requested))
+        warnings.warn(
+            PrecisionWarning(
+                f"precision {requested} on this {dev.type} runs emulated bf16 ({choice.reason}), "
+                f"{_SLOWDOWN}; set precision=auto (--set precision=auto) to let the hardware choose"
+            ),
+            stacklevel=2,
+        )
+    return choice
+
+
+def autocast_dtype(precision: str, dev: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `dev` (None: fp32)."""
+    return resolve(precision, dev).dtype
 
 
 @contextlib.contextmanager

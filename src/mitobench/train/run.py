@@ -3,7 +3,6 @@ evaluated on the evaluation sets. Finished folds are kept; an interrupted one re
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mitobench import __version__
+from mitobench import machine
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import load, load_present
@@ -26,7 +25,7 @@ from mitobench.train.config import TrainConfig
 from mitobench.train.embeddings import EmbeddingCache
 from mitobench.train.loop import predict_probs, seed_everything
 from mitobench.train.modes import TrainingMode, get_mode
-from mitobench.train.precision import device
+from mitobench.train.precision import device, resolve
 from mitobench.train.rundir import FoldDir, RunDir
 from mitobench.train.spec import RunSpec
 
@@ -43,18 +42,17 @@ class RunResult:
     embedding_cache: dict[str, int] = field(default_factory=dict)
 
 
-def environment() -> dict[str, str]:
-    import timm
-
-    return {
-        "mitobench": __version__,
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "python": platform.python_version(),
-        "device": str(device()),
-        "cpu_threads": str(torch.get_num_threads()),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
-    }
+def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
+    """The machine's facts (processor, bf16, threads, GPUs, versions) and, given a recipe, what
+    its precision settings become here and why."""
+    dev = device()
+    env: dict[str, Any] = {**machine.describe(), "device": str(dev), "machine": machine.label()}
+    if cfg is not None:
+        env["precision"] = {
+            "train": resolve(cfg.precision, dev, training=True).record(),
+            "inference": resolve(cfg.eval_precision, dev).record(),
+        }
+    return env
 
 
 _NOT_IDENTITY = ("folds", "train")
@@ -107,7 +105,7 @@ def _check_run_dir(run: RunDir, spec: RunSpec, cfg: TrainConfig, folds: dict[str
             )
         return
     record = {"spec": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
-    run.write_record({**record, "folds": folds, "environment": environment(), "created": time.time()})
+    run.write_record({**record, "folds": folds, "environment": environment(cfg), "created": time.time()})
 
 
 def _build_encoder(
@@ -241,6 +239,7 @@ def train_run(
         if record is None:
             return result  # stopped early on request (tests): resumable
         fold.write_done({**record, "folds_sha256": fold_record["sha256"]})
+        run.record_finished_folds()
         result.trained_folds.append(k)
     result.summary = run.write_summary()
     return result

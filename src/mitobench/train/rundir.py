@@ -29,6 +29,8 @@ from mitobench.errors import ConfigError
 from mitobench.metrics.binary import compute, summarise
 from mitobench.paths import atomic_path, atomic_write_text
 
+RUN_FILE = "run.json"
+
 DEFAULT_TRAIN_DATA = "amibr/train"
 """The paper's training data."""
 
@@ -134,7 +136,7 @@ class RunDir:
 
     @property
     def record_file(self) -> Path:
-        return self.path / "run.json"
+        return self.path / RUN_FILE
 
     @property
     def metrics_file(self) -> Path:
@@ -170,6 +172,13 @@ class RunDir:
 
     def write_record(self, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        _write_json(self.record_file, record)
+
+    def record_finished_folds(self) -> None:
+        """Keep run.json's `spec.folds` equal to the folds on disk that are done (a grid trains
+        a run one fold per job, so the first job's list would otherwise stand for the run)."""
+        record = self.read_record()
+        record.setdefault("spec", {})["folds"] = self.finished_folds()
         _write_json(self.record_file, record)
 
     def finished_folds(self) -> list[int]:
@@ -222,3 +231,19 @@ def _set_summary(frames: dict[int, pd.DataFrame], thresholds: dict[int, float]) 
             "summary": summarise(list(tta.values())),
         }
     return entry
+
+
+def find_run(path: Path) -> Path:
+    """`path` if it is a run; a results folder (`mitobench run`) holding one run gives that run,
+    holding several is an error naming each (`results/NAME/runs/RUN`)."""
+    if (path / RUN_FILE).is_file() or not (path / "runs").is_dir():
+        return path
+    runs = sorted(p for p in (path / "runs").iterdir() if (p / RUN_FILE).is_file())
+    if len(runs) == 1:
+        return runs[0]
+    if not runs:
+        raise ConfigError(f"{path} is a results folder with no run in {path / 'runs'}", "run the grid first")
+    raise ConfigError(
+        f"{path} is a results folder with {len(runs)} runs",
+        "pass one of them: " + ", ".join(str(r) for r in runs),
+    )
