@@ -16,7 +16,8 @@ and the rest go on):
    the paper's folds; `--fold-epochs` caps the protocol's 100 epochs to fit the budget, and the
    JSON says so) against the published fold figure;
 5. `perf`: `benchmarks/perf.py` on the device (one round).
-`--quick` keeps every code path with small limits (CPU, about two minutes); its numbers mean nothing.
+`--quick` keeps every code path with small limits (CPU, about two minutes); its numbers mean nothing,
+so there the speed verdict of `precision` is recorded but does not fail the check.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def check_precision(args: argparse.Namespace, dev: torch.device) -> dict[str, An
     out = PrecisionSpeed().run(cfg)
     out["train_choice"] = resolve("auto", dev, training=True).record()
     out["inference_choice"] = resolve("auto", dev).record()
-    out["ok"] = bool(out["infer_auto_within_10pct"] and out["train_auto_within_10pct"])
+    # --quick times a few steps of a random model: the verdict is recorded, never a failure there
+    within = bool(out["infer_auto_within_10pct"] and out["train_auto_within_10pct"])
+    out["ok"] = within or args.quick
     return out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mitobench import machine
 from mitobench.benchmark.grid import GridConfig, load_grid
 from mitobench.benchmark.runner import run_grid
 from mitobench.benchmark.store import ResultsStore
@@ -52,6 +53,37 @@ def test_grid_runs_every_job_once(separable_root: Path, tmp_path: Path) -> None:
     assert len(preds[(preds["dataset"] == "amibr/test") & (preds["mode"] == "e2e")]) == 2 * 36
     again = run_grid(tiny_grid(), results, separable_root, job_overrides={"pretrained": False})
     assert again.done == [] and len(again.skipped) == 4
+    assert set(ResultsStore(results).machines()) == {machine.label()}  # the report's "trained on"
+
+
+def test_a_grid_run_lists_every_fold_and_exports_from_its_results_folder(
+    separable_root: Path, tmp_path: Path, cli
+) -> None:
+    """A grid trains a run one fold per job: run.json and the bundle still name both folds, the
+    bundle does not call fine-tuned weights random, and `export results/NAME` finds the one run."""
+    import json
+
+    from mitobench.inference.bundle import from_bundle
+
+    results = tmp_path / "results"
+    grid = tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}])
+    run_grid(grid, results, separable_root, job_overrides={"pretrained": False})
+    (run,) = (results / "runs").iterdir()
+    assert json.loads((run / "run.json").read_text())["spec"]["folds"] == [0, 1]
+    code, out, err = cli("export", results, "--out", tmp_path / "b.safetensors")
+    assert code == 0, err
+    assert "2 fold model(s)" in out
+    predictor = from_bundle(tmp_path / "b.safetensors")
+    assert predictor.meta["run"]["folds"] == [0, 1]
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "b.safetensors"), framework="pt") as fh:
+        origin = json.loads(fh.metadata()["mitobench"])["weights_origin"]
+    assert "trained by mitobench" in origin and "fold weights (0, 1)" in origin
+    (results / "runs" / "copy").mkdir()
+    (results / "runs" / "copy" / "run.json").write_text("{}")
+    code, _, err = cli("export", results, "--out", tmp_path / "c.safetensors")
+    assert code == 2 and "2 runs" in err and str(run) in err
 
 
 def test_a_failed_job_is_recorded_and_the_rest_go_on(separable_root: Path, tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def test_tables_have_ci_ensemble_and_paper_columns(results: tuple[Path, Path]) -
     assert 0 <= row["ensemble_bacc"] <= 1
     md = paths["md"].read_text()
     assert "resnet10t" in md and "± " in md and "Δ vs paper" in md
+    assert md.startswith("Trained on: ") and "native bf16" in md and "(2 jobs)" in md
     assert "\\begin{tabular}" in paths["tex"].read_text()
     plots = {p.name for p in (out / "report" / "plots").iterdir()}
     assert {
@@ -55,6 +56,34 @@ def test_tables_have_ci_ensemble_and_paper_columns(results: tuple[Path, Path]) -
         "confusion_amibr_test.png",
         "reliability_atnorm-md_test.png",
     } <= plots
+
+
+def test_one_fold_has_no_spread_instead_of_zero() -> None:
+    from mitobench.report.summary import summary_rows
+    from mitobench.report.tables import _pm
+
+    entry = {"mean": 0.8, "std": 0.0}
+    one = {
+        "sets": {
+            "amibr/test": {
+                "n": 3,
+                "per_fold": {"0": {}},
+                "summary": {"balanced_accuracy": entry, "auroc": entry},
+            }
+        }
+    }
+    assert summary_rows(one)[0]["balanced_accuracy"] == "0.8000 (1 fold, no SD)"
+    two = {
+        "sets": {
+            "amibr/test": {
+                "n": 3,
+                "per_fold": {"0": {}, "1": {}},
+                "summary": {"balanced_accuracy": entry, "auroc": entry},
+            }
+        }
+    }
+    assert summary_rows(two)[0]["balanced_accuracy"] == "0.8000 ± 0.0000"
+    assert _pm(0.8, float("nan")) == "0.8000 (1 fold, no SD)" and _pm(0.8, 0.01) == "0.8000 ± 0.0100"
 
 
 def test_published_figures_sit_beside_ours() -> None:
