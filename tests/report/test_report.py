@@ -245,3 +245,28 @@ def test_the_papers_spread_is_the_population_sd_of_its_folds() -> None:
         assert abs(np.std(values, ddof=1) - published) > 6e-5, key
         compared += 1
     assert compared >= 40
+
+
+def test_a_reproduction_is_judged_by_both_sides_spread() -> None:
+    """The reproduce_fold verdict: our folds' mean against the paper's mean ± SD (ddof 0), within
+    two standard errors of the difference; one value borrows the paper's SD."""
+    from mitobench.report.published import judge_reproduction
+
+    reference = REPO.parent / "shared" / "reference"
+    if not (reference / "published_results.csv").is_file():
+        pytest.skip(f"published figures not found under {reference}")
+    row = pd.read_csv(reference / "published_results.csv").set_index(["model", "mode", "dataset"])
+    mean, sd = row.loc[
+        ("EfficientNetV2-M", "end-to-end", "AMi-Br"), ["balanced_accuracy_mean", "balanced_accuracy_std"]
+    ]
+    ours = [mean - 0.01, mean + 0.004, mean - 0.002]
+    tol = 2 * np.sqrt(np.std(ours) ** 2 / 3 + sd**2 / 5)
+    close = judge_reproduction({"amibr/test": ours}, "efficientnetv2_m", "e2e").iloc[0]
+    assert close["n"] == 3 and close["paper_mean"] == mean and close["paper_sd_ddof0"] == sd
+    assert close["bacc_sd_ddof0"] == pytest.approx(np.std(ours))
+    assert close["tolerance"] == pytest.approx(tol) and bool(close["reproduced"]) is True
+    far = judge_reproduction({"amibr/test": [v - 0.05 for v in ours]}, "efficientnetv2_m", "e2e").iloc[0]
+    assert bool(far["reproduced"]) is False and far["delta"] == pytest.approx(np.mean(ours) - 0.05 - mean)
+    one = judge_reproduction({"amibr/test": [mean + 0.02]}, "efficientnetv2_m", "e2e").iloc[0]
+    assert one["tolerance"] == pytest.approx(2 * np.sqrt(sd**2 + sd**2 / 5))
+    assert judge_reproduction({"amibr/test": [0.7]}, "no_such_model", "e2e").empty

@@ -75,3 +75,46 @@ def compare_fold(per_set: dict[str, dict[str, float]], model: str, mode: str, fo
             }
         )
     return pd.DataFrame(rows)
+
+
+TOLERANCE = (
+    "reproduced when |our mean − the paper's| ≤ 2 standard errors of that difference: "
+    "sqrt(our SD²/our n + the paper's SD²/5), both SDs ddof 0 as the paper's np.std; "
+    "a side with fewer than two values borrows the other side's SD"
+)
+"""The reproduction verdict's rule, printed beside it so a reader can judge it."""
+
+
+def judge_reproduction(scores: dict[str, list[float]], model: str, mode: str) -> pd.DataFrame:
+    """Our fold (and seed) balanced accuracies per test set against the paper's fold mean ± SD.
+
+    `scores` maps a dataset key to every fold model's balanced accuracy on it (folds × seeds).
+    One fold cannot confirm a reproduction (the published folds of one model span several
+    points), so the verdict weighs the difference of means by both sides' spread (`TOLERANCE`).
+    """
+    ref = published()
+    ref = ref[(ref["model"] == model) & (ref["mode"] == mode)].set_index("dataset")
+    rows = []
+    for dataset, values in sorted(scores.items()):
+        if dataset not in ref.index or not values:
+            continue
+        ours = pd.Series(values, dtype=float)
+        paper_mean = float(ref.loc[dataset, "paper_bacc_mean"])
+        paper_sd = float(ref.loc[dataset, "paper_bacc_std"])
+        our_sd = float(ours.std(ddof=0)) if len(ours) > 1 else paper_sd
+        se = (our_sd**2 / len(ours) + paper_sd**2 / 5) ** 0.5
+        delta = float(ours.mean()) - paper_mean
+        rows.append(
+            {
+                "dataset": dataset,
+                "n": len(ours),
+                "bacc_mean": float(ours.mean()),
+                "bacc_sd_ddof0": float(ours.std(ddof=0)) if len(ours) > 1 else float("nan"),
+                "paper_mean": paper_mean,
+                "paper_sd_ddof0": paper_sd,
+                "delta": delta,
+                "tolerance": 2 * se,
+                "reproduced": abs(delta) <= 2 * se,
+            }
+        )
+    return pd.DataFrame(rows)
