@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -270,3 +271,46 @@ def test_a_reproduction_is_judged_by_both_sides_spread() -> None:
     one = judge_reproduction({"amibr/test": [mean + 0.02]}, "efficientnetv2_m", "e2e").iloc[0]
     assert one["tolerance"] == pytest.approx(2 * np.sqrt(sd**2 + sd**2 / 5))
     assert judge_reproduction({"amibr/test": [0.7]}, "no_such_model", "e2e").empty
+
+
+def _jobs(folds: range, train: dict | None = None, sha: str | None = None, **spec) -> pd.DataFrame:
+    from mitobench.data.splits import PAPER_FOLDS_SHA256
+
+    run = {"model": "efficientnetv2_m", "mode": "e2e", "preset": "paper", "train_data": "amibr/train"}
+    body = json.dumps({"train": train or {}, **spec})
+    return pd.DataFrame(
+        [{**run, "fold": f, "spec": body, "folds_sha256": sha or PAPER_FOLDS_SHA256} for f in folds]
+    )
+
+
+@pytest.mark.parametrize(
+    ("jobs", "note"),
+    [
+        (_jobs(range(5)), ""),
+        (_jobs(range(5), train={"max_epochs": 3, "seed": 1}), "settings changed (max_epochs, seed)"),
+        (_jobs(range(2)), "2 of the paper's 5 folds"),
+        (_jobs(range(5), sha="another split"), "not the paper's folds"),
+        (
+            _jobs(range(5), lora={"r": 4, "alpha": 16, "dropout": 0.3, "targets": None}),
+            "lora settings changed",
+        ),
+    ],
+)
+def test_the_published_figure_stands_only_beside_the_unchanged_protocol(
+    jobs: pd.DataFrame, note: str
+) -> None:
+    """A `paper` run with overrides, fewer folds or other folds is not the paper's experiment:
+    its published figure is withheld and the table says why."""
+    from mitobench.data.splits import PAPER_FOLDS_SHA256
+    from mitobench.report.tables import display_table, paper_conditions, results_table
+
+    conditions = paper_conditions(jobs, PAPER_FOLDS_SHA256)
+    assert conditions == {("efficientnetv2_m", "e2e", "paper", "amibr/train"): note}
+    row = results_table(*_fold_frames("paper"), n_boot=0, conditions=conditions).iloc[0]
+    shown = display_table(pd.DataFrame([row])).iloc[0]
+    if note:
+        assert pd.isna(row["paper_bacc_mean"]) and pd.isna(row["delta_bacc"])
+        assert shown["paper bal. acc (± ddof 0)"] == f"not shown: {note}"
+        assert shown["± is"] == "SD, ddof 1"
+    else:
+        assert row["paper_bacc_mean"] == 0.7474 and shown["± is"] == "SD, ddof 0 (as paper)"

@@ -147,6 +147,10 @@ class ResultsStore:
         """(model, mode, preset, train_data, fold, folds_sha256) of every finished job."""
         return self._done("j.folds_sha256 FROM jobs j")
 
+    def job_specs(self) -> pd.DataFrame:
+        """(run keys, fold, spec JSON, folds_sha256) of every finished job: what each followed."""
+        return self._done("j.spec, j.folds_sha256 FROM jobs j")
+
     def machines(self) -> dict[str, int]:
         """How many finished jobs ran on each machine (its label: processor or GPU, bf16, cores)."""
         env = self._done("j.environment FROM jobs j")["environment"]

@@ -21,7 +21,13 @@ from mitobench.paths import atomic_write_text
 from mitobench.report import html as html_mod
 from mitobench.report import plots
 from mitobench.report.runs import run_sets
-from mitobench.report.tables import display_table, per_fold_table, results_table, write_tables
+from mitobench.report.tables import (
+    display_table,
+    paper_conditions,
+    per_fold_table,
+    results_table,
+    write_tables,
+)
 
 GALLERY_SIZE = 24
 
@@ -109,7 +115,8 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
         for k, ds in datasets.items()
         if ds.frame["group"].notna().all()
     }
-    table = results_table(preds, metrics, groups, n_boot)
+    conditions = paper_conditions(store.job_specs(), PAPER_FOLDS_SHA256)
+    table = results_table(preds, metrics, groups, n_boot, conditions)
     trained_on = "Trained on: " + (
         "; ".join(f"{label} ({n} job{'s' if n > 1 else ''})" for label, n in store.machines().items()) or "-"
     )

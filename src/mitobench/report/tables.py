@@ -7,16 +7,46 @@ the paper's `np.std`, which is what is shown beside a published figure.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mitobench.data.splits import N_FOLDS
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
 from mitobench.report.published import PAPER_PRESET, PAPER_TRAIN, published, published_per_fold
 from mitobench.report.runs import RUN_KEYS, run_sets
+from mitobench.train.config import LoraConfig, ProbeConfig
+
+
+def paper_conditions(jobs: pd.DataFrame, paper_sha: str) -> dict[tuple, str]:
+    """Per `paper` run: why its figures may not stand beside the published ones ("" when they may).
+
+    A published figure is the protocol unchanged on the paper's five folds; a run with `--set`
+    overrides, other LoRA/probe settings, other folds or fewer folds is something else.
+    `jobs` holds the run keys, `fold`, `spec` (JSON) and `folds_sha256` of every finished job.
+    """
+    defaults = {"lora": LoraConfig().model_dump(), "probe": ProbeConfig().model_dump()}
+    out: dict[tuple, str] = {}
+    for run, part in jobs[jobs["preset"] == PAPER_PRESET].groupby(RUN_KEYS):
+        specs = [json.loads(s or "{}") for s in part["spec"]]
+        reasons = []
+        changed = sorted({k for s in specs for k in s.get("train", {})})
+        if changed:
+            reasons.append("settings changed (" + ", ".join(changed) + ")")
+        for block, default in defaults.items():
+            if any(s.get(block, default) != default for s in specs):
+                reasons.append(f"{block} settings changed")
+        on_paper = set(part.loc[part["folds_sha256"] == paper_sha, "fold"])
+        if len(on_paper) < len(part):
+            reasons.append("not the paper's folds")
+        elif len(on_paper) < N_FOLDS:
+            reasons.append(f"{len(on_paper)} of the paper's {N_FOLDS} folds")
+        out[tuple(run)] = "; ".join(reasons)
+    return out
 
 
 def results_table(
@@ -24,8 +54,13 @@ def results_table(
     metrics: pd.DataFrame,
     groups: dict[str, dict[str, str]] | None = None,
     n_boot: int = 1000,
+    conditions: dict[tuple, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per (run, dataset); validation folds are left out (they differ per fold)."""
+    """One row per (run, dataset); validation folds are left out (they differ per fold).
+
+    `conditions` (from `paper_conditions`) keeps the published figure from `paper` runs that did
+    not follow the protocol unchanged on the five paper folds, and says why (`paper_note`).
+    """
     groups = groups or {}
     rows = []
     for rs in run_sets(preds, metrics):
@@ -64,6 +99,9 @@ def results_table(
     paper_cols = ["paper_bacc_mean", "paper_bacc_std", "paper_auroc_mean"]
     # other recipes, or other training data: no published figure
     table.loc[(table["preset"] != PAPER_PRESET) | (table["train_data"] != PAPER_TRAIN), paper_cols] = np.nan
+    notes = conditions or {}
+    table["paper_note"] = [notes.get(tuple(r), "") for r in table[RUN_KEYS].itertuples(index=False)]
+    table.loc[table["paper_note"] != "", paper_cols] = np.nan
     table["delta_bacc"] = table["bacc_mean"] - table["paper_bacc_mean"]
     return table
 
@@ -101,6 +139,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The human-readable columns, formatted the same way everywhere."""
 
     def paper(row: pd.Series) -> str:
+        if row.get("paper_note"):
+            return f"not shown: {row['paper_note']}"
         return "–" if pd.isna(row["paper_bacc_mean"]) else _pm(row["paper_bacc_mean"], row["paper_bacc_std"])
 
     # beside a published figure, the paper's convention (np.std, ddof 0); elsewhere the sample std
