@@ -269,3 +269,23 @@ def test_soft_labels_need_votes(separable_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="soft_labels needs expert votes"):
         train_run(spec, tmp_path / "run", separable_root, pretrained=False)
     train_run(_e2e_spec(max_epochs=1, soft_labels=True), tmp_path / "amibr", separable_root, pretrained=False)
+
+
+def test_each_fold_model_starts_from_the_recipes_head(
+    separable_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`head_init` reaches the head every fold trains (the paper's UNI/UNI2-h/Prov-GigaPath LoRA)."""
+    from mitobench.train import run as run_mod
+    from mitobench.train.model import init_head
+
+    heads: list[tuple[str, float, int]] = []
+
+    def spy(head: torch.nn.Linear, how: str) -> None:
+        init_head(head, how)
+        heads.append((how, float(head.weight.detach().std()), int(torch.count_nonzero(head.bias))))
+
+    monkeypatch.setattr(run_mod, "init_head", spy)
+    spec = _e2e_spec(max_epochs=1, head_init="timm")
+    train_run(spec, tmp_path / "run", separable_root, pretrained=False, stop_after_epochs=0)
+    assert [h[0] for h in heads] == ["timm"] and heads[0][2] == 0
+    assert abs(heads[0][1] - 0.02) < 0.005

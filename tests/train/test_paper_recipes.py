@@ -143,3 +143,35 @@ def test_lora_adapts_the_modules_the_scripts_peft_config_adapts(model: str) -> N
                     for n, p in ours.named_parameters() if ".lora_A" in n and p.requires_grad}  # fmt: skip
     assert adapted_ours == adapted_theirs
     assert "patch_embed.proj" in adapted_ours  # `proj` also names the patch embedding's convolution
+
+
+@pytest.mark.parametrize(
+    "model", ["uni", "uni2-h", "virchow", "virchow2", "h-optimus-0", "h-optimus-1", "prov-gigapath"]
+)
+def test_lora_heads_start_as_the_scripts_heads(model: str) -> None:
+    """A script whose `create_model` call (or its kwargs) asks for `num_classes=1` gets timm's ViT
+    head initialisation; one that adds its own `nn.Linear` or calls `reset_classifier` gets
+    PyTorch's. Read from the script, then checked on a head our recipe initialises."""
+    from mitobench.train.model import init_head
+
+    text = source(model, "lora")
+    (create,) = calls(model, "lora", "create_model") + calls(model, "lora", "timm.create_model")
+    given = {kw.arg: kw.value for kw in create.keywords}
+    if "num_classes" in given:
+        num_classes = ast.literal_eval(given["num_classes"])
+    else:  # create_model(..., **timm_kwargs): the dict literal's entry
+        num_classes = 1 if None in given and "'num_classes': 1" in text else None
+    timm_head = num_classes == 1 and "reset_classifier" not in text and ".head = nn.Linear" not in text
+    cfg = train_config("lora", "paper", model=model)
+    assert cfg.head_init == ("timm" if timm_head else "torch"), model
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(1024, 1).requires_grad_(False)
+    init_head(head, cfg.head_init)
+    if timm_head:  # truncated normal, std 0.02, zero bias
+        assert abs(float(head.weight.std()) - 0.02) < 0.002 and float(head.weight.abs().max()) > 1 / 32
+        assert torch.count_nonzero(head.bias) == 0
+    else:  # nn.Linear's kaiming-uniform: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias too
+        bound = 1 / 1024**0.5
+        assert float(head.weight.abs().max()) <= bound and float(head.weight.std()) < 0.02
+        assert float(head.bias.abs()) <= bound and torch.count_nonzero(head.bias) == 1

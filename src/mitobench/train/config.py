@@ -90,6 +90,11 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(1e-5, ge=0)
     head_lr_scale: float = Field(1.0, gt=0)
     """Learning-rate multiplier for the new classification head."""
+    head_init: Literal["torch", "timm"] = "torch"
+    """The new head's initial weights: `torch`, nn.Linear's default (as the scripts' own
+    `nn.Linear` and `reset_classifier` heads); `timm`, timm's ViT initialisation (truncated normal,
+    std 0.02, zero bias), as `create_model(..., num_classes=1)` gives the UNI, UNI2-h and
+    Prov-GigaPath LoRA scripts."""
     schedule: Literal["plateau", "cosine"] = "plateau"
     warmup_epochs: float = Field(0.0, ge=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)

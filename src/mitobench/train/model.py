@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from timm.layers import trunc_normal_
 from torch import nn
 
 from mitobench.models.encoder import Encoder
@@ -21,6 +22,13 @@ class Classifier(nn.Module):
         return self.head(features.float() if features.dtype != self.head.weight.dtype else features).squeeze(
             -1
         )
+
+
+def init_head(head: nn.Linear, how: str) -> None:
+    """Re-initialise a new head as a recipe says (`TrainConfig.head_init`); `torch` keeps nn.Linear's."""
+    if how == "timm":
+        trunc_normal_(head.weight, std=0.02)
+        nn.init.zeros_(head.bias)
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ from mitobench.train.batches import EmbeddingBatches, ImageBatches
 from mitobench.train.config import TrainConfig
 from mitobench.train.embeddings import EmbeddingCache
 from mitobench.train.loop import predict_probs, seed_everything
+from mitobench.train.model import init_head
 from mitobench.train.modes import TrainingMode, get_mode
 from mitobench.train.precision import device, resolve
 from mitobench.train.rundir import FoldDir, RunDir
@@ -234,6 +235,7 @@ def train_run(
         else:
             fold_encoder = _build_encoder(spec, fold_cfg, fold_cfg.seed, pretrained, model_overrides)
             model = mode.classifier(fold_encoder, spec.options)
+        init_head(model.head, fold_cfg.head_init)
         job = _FoldJob(mode, fold, fold_cfg, spec, dev, progress)
         record = job.run(model, fold_encoder, folds, train_set, evals, data, stop_after_epochs)
         if record is None:
