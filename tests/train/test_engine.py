@@ -289,3 +289,42 @@ def test_each_fold_model_starts_from_the_recipes_head(
     train_run(spec, tmp_path / "run", separable_root, pretrained=False, stop_after_epochs=0)
     assert [h[0] for h in heads] == ["timm"] and heads[0][2] == 0
     assert abs(heads[0][1] - 0.02) < 0.005
+
+
+def test_test_sets_are_scored_in_the_test_precision_and_validation_is_not(
+    separable_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`test_precision` (the paper's fp16 scoring of some notebooks) reaches the test sets only."""
+    from mitobench.train import run as run_mod
+
+    scored: list[tuple[str, str, bool]] = []
+    real = run_mod.predict_probs
+
+    def spy(model, batches, cfg, dev, **kw):
+        scored.append((kw["description"], cfg.eval_precision, cfg.scores_heads_in_autocast))
+        return real(model, batches, cfg, dev, **kw)
+
+    monkeypatch.setattr(run_mod, "predict_probs", spy)
+    train_run(
+        _e2e_spec(max_epochs=1, test_precision="bf16"), tmp_path / "run", separable_root, pretrained=False
+    )
+    assert ("validating", "fp32", False) in scored
+    tests = [s for s in scored if s[0].startswith("evaluating")]
+    assert len(tests) == 3 and all(s[1:] == ("bf16", True) for s in tests)
+
+
+def test_a_head_on_embeddings_is_scored_in_fp16_on_cuda_only_when_testing() -> None:
+    """The UNI probe under `paper`: its head is validated in fp32 and tested under fp16 autocast on
+    CUDA, as the upstream notebook; on a CPU the scripts' CUDA autocast is inert (fp32)."""
+    from mitobench.train.config import train_config
+    from mitobench.train.loop import _choice
+    from mitobench.train.model import Classifier
+
+    head, cfg = Classifier(None, 4), train_config("probe", "paper", model="uni")
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert _choice(head, cfg.for_testing(), cuda, inference=True).dtype == torch.float16
+    assert _choice(head, cfg, cuda, inference=True).dtype is None  # validation: fp32
+    assert _choice(head, cfg.for_testing(), cuda).dtype is None  # training: fp32
+    assert _choice(head, cfg.for_testing(), cpu, inference=True).dtype is None
+    fp32 = train_config("probe", "paper", {"test_precision": "fp32"}, model="uni").for_testing()
+    assert _choice(head, fp32, cuda, inference=True).dtype is None  # the deliberate difference

@@ -175,3 +175,23 @@ def test_lora_heads_start_as_the_scripts_heads(model: str) -> None:
         bound = 1 / 1024**0.5
         assert float(head.weight.abs().max()) <= bound and float(head.weight.std()) < 0.02
         assert float(head.bias.abs()) <= bound and torch.count_nonzero(head.bias) == 1
+
+
+def test_test_sets_are_scored_as_the_upstream_notebooks() -> None:
+    """fp16 autocast at test time where the inference notebooks used it (recorded from the upstream
+    notebooks, which are not among the shared reference files): H-optimus-0/1 with LoRA, and the
+    probe heads of UNI, UNI2-h and Virchow; everything else as validated."""
+    fp16 = {
+        ("uni", "probe"),
+        ("uni2-h", "probe"),
+        ("virchow", "probe"),
+        ("h-optimus-0", "lora"),
+        ("h-optimus-1", "lora"),
+    }
+    for model, mode in SCRIPT_OF:
+        cfg = train_config(mode, "paper", model=model)  # type: ignore[arg-type]
+        assert cfg.test_precision == ("fp16" if (model, mode) in fp16 else None), (model, mode)
+        assert cfg.for_testing().eval_precision == ("fp16" if (model, mode) in fp16 else cfg.eval_precision)
+    for name in PRESETS:
+        if name != "paper":
+            assert train_config("probe", name).test_precision is None

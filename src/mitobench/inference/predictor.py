@@ -63,7 +63,13 @@ class Predictor:
         for k, state in self.fold_states.items():
             load_trainable_state(self.model, state)
             out[k] = predict_probs(
-                self.model, data, self.cfg, dev, tta=tta, progress=progress, description=f"fold {k}"
+                self.model,
+                data,
+                self.cfg.for_testing(),
+                dev,
+                tta=tta,
+                progress=progress,
+                description=f"fold {k}",
             )
         return out
 

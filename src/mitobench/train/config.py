@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from mitobench.config_file import first_error, packaged_yaml
 from mitobench.errors import ConfigError
@@ -126,11 +126,31 @@ class TrainConfig(BaseModel):
     scripts' `autocast(device_type="cuda")` for probe embeddings; `bf16`; `auto`: bf16 on CUDA."""
     inference_precision: Precision | None = None
     """Validation, test and embedding precision, where it differs from training's (None: the same)."""
+    test_precision: Precision | None = None
+    """Test-set scoring precision where it differs from validation's (None: the same). It also
+    applies to a head on cached embeddings. `paper` sets fp16 where the upstream inference
+    notebooks scored under fp16 autocast (H-optimus-0/1 LoRA; the UNI, UNI2-h and Virchow probe
+    heads), which is inert off CUDA; `--set test_precision=fp32` is the deliberate difference."""
     channels_last: bool = True
     eval_batch_size: int = Field(64, ge=1)
     tta: bool = False
     """Also report test-time augmentation over the 8 dihedral transforms (labelled separately)."""
     seed: int = 42
+
+    _testing: bool = PrivateAttr(False)
+
+    def for_testing(self) -> TrainConfig:
+        """This recipe as test sets (and new patches) are scored: `test_precision`, heads included."""
+        if self.test_precision is None:
+            return self
+        copy = self.model_copy(update={"inference_precision": self.test_precision})
+        copy._testing = True
+        return copy
+
+    @property
+    def scores_heads_in_autocast(self) -> bool:
+        """Whether a head on cached embeddings is scored under the inference precision too."""
+        return self._testing
 
     @property
     def eval_precision(self) -> Precision:

@@ -63,7 +63,11 @@ def seed_everything(seed: int) -> None:
 
 def _choice(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inference: bool = False) -> Choice:
     """The precision used; a head on cached embeddings stays fp32 (casting it only costs time)."""
-    if isinstance(model, Classifier) and model.encoder is None:
+    if (
+        isinstance(model, Classifier)
+        and model.encoder is None
+        and not (inference and cfg.scores_heads_in_autocast)
+    ):
         return Choice(
             cfg.eval_precision if inference else cfg.precision, None, False, "a head on embeddings: fp32"
         )

@@ -288,8 +288,12 @@ class _FoldJob:
         )
         for ds in evals:
             batches = data.batches(ds.key, None, encoder, cfg, dev)
-            probs = self._predict(model, batches, f"evaluating {ds.key}")
-            tta = self._predict(model, batches, f"TTA {ds.key}", tta=True) if cfg.tta and encoder else None
+            probs = self._predict(model, batches, f"evaluating {ds.key}", testing=True)
+            tta = (
+                self._predict(model, batches, f"TTA {ds.key}", tta=True, testing=True)
+                if cfg.tta and encoder
+                else None
+            )
             self.fold.write_predictions(ds.key, ds.ids, ds.labels, probs, tta)
         return {
             "fold": self.fold.fold,
@@ -301,7 +305,10 @@ class _FoldJob:
             "total_seconds": time.perf_counter() - started,
         }
 
-    def _predict(self, model: torch.nn.Module, batches, description: str, tta: bool = False) -> np.ndarray:
+    def _predict(
+        self, model: torch.nn.Module, batches, description: str, tta: bool = False, testing: bool = False
+    ) -> np.ndarray:
+        cfg = self.cfg.for_testing() if testing else self.cfg
         return predict_probs(
-            model, batches, self.cfg, self.dev, tta=tta, progress=self.progress, description=description
+            model, batches, cfg, self.dev, tta=tta, progress=self.progress, description=description
         )
