@@ -96,7 +96,7 @@ def check_precision(args: argparse.Namespace, dev: torch.device) -> dict[str, An
         infer_images=64 if args.quick else 1024, n=48 if args.quick else None,
     )  # fmt: skip
     out = PrecisionSpeed().run(cfg)
-    out["train_choice"] = resolve("auto", dev, training=True).record()
+    out["train_choice"] = resolve("auto", dev, training=True, size=cfg.size).record()
     out["inference_choice"] = resolve("auto", dev).record()
     # --quick times a few steps of a random model: the verdict is recorded, never a failure there
     within = bool(out["infer_auto_within_10pct"] and out["train_auto_within_10pct"])

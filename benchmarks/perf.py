@@ -372,7 +372,7 @@ class PrecisionSpeed(Measurement):
                 "images_per_second"
             ]
         for kind, training in (("infer", False), ("train", True)):
-            choice = resolve("auto", cfg.dev, training)
+            choice = resolve("auto", cfg.dev, training, size=cfg.size if training else None)
             fastest = max(out[f"{kind}_fp32"], out[f"{kind}_bf16"])
             out[f"{kind}_auto"] = choice.name
             out[f"{kind}_auto_reason"] = choice.reason

@@ -546,13 +546,17 @@ def slide_cmd(
     threshold: Annotated[
         float | None, typer.Option(help="Decision threshold (default: the model's).")
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace outputs in --out made from another slide, detections file or model."),
+    ] = False,
 ) -> None:
     """Classify a detector's mitotic figures on slides: QuPath GeoJSON, CSV and a per-slide summary."""
     from mitobench.slides.slide import SlideOptions, jobs_from, run_slides
 
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)
-    options = SlideOptions(mpp, patch_mpp, tolerance, threshold)
+    options = SlideOptions(mpp, patch_mpp, tolerance, threshold, overwrite=overwrite)
     with progress_for() as progress:
         done, kept = run_slides(jobs, model, out, options, progress)
     for s in done:

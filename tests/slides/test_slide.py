@@ -168,3 +168,51 @@ def test_bad_slide_input_is_one_clear_message(
             "0.25",
         )
         assert code == 0, err
+
+
+def test_another_slides_outputs_are_never_replaced_silently(
+    slide, real_patches, trained_run, tmp_path, cli
+) -> None:
+    """A/case.tif then B/case.tif into one --out: the second is refused, naming both slides, and
+    the first one's files are untouched; --overwrite replaces them. Other detections likewise."""
+    import shutil
+
+    path, centres = slide
+    (tmp_path / "A").mkdir(), (tmp_path / "B").mkdir()
+    a = Path(shutil.copy(path, tmp_path / "A" / "case.tif"))
+    b = tmp_path / "B" / "case.tif"
+    assert write_slide(b, real_patches[1][::-1]) == centres  # same places, other figures
+    dets, out = _csv(tmp_path / "d.csv", centres[:4]), tmp_path / "o"
+    code, _, err = cli("slide", a, "--detections", dets, "--model", trained_run, "--out", out)
+    assert code == 0, err
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    code, _, err = cli("slide", b, "--detections", dets, "--model", trained_run, "--out", out)
+    assert code == 2 and "Traceback" not in err, err
+    assert str(Path(a).resolve()) in err.replace("\n", "") and "--overwrite" in err
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    other = _csv(tmp_path / "d2.csv", centres[4:8])
+    code, _, err = cli("slide", a, "--detections", other, "--model", trained_run, "--out", out)
+    assert code == 2 and "made from detections" in err and "--overwrite" in err, err
+    code, _, err = cli("slide", b, "--detections", dets, "--model", trained_run, "--out", out, "--overwrite")
+    assert code == 0, err
+    assert json.loads((out / "case.summary.json").read_text())["slide"] == str(b.resolve())
+
+
+@pytest.mark.parametrize("missing", ["slide", "detections", "model", "csv-row"])
+def test_a_missing_input_is_one_clear_message(missing: str, slide, trained_run, tmp_path, cli) -> None:
+    path, centres = slide
+    dets, model = _csv(tmp_path / "d.csv", centres[:2]), trained_run
+    if missing == "slide":
+        path = tmp_path / "nowhere.svs"
+    elif missing == "detections":
+        dets = tmp_path / "nowhere.csv"
+    elif missing == "model":
+        model = tmp_path / "nowhere.safetensors"
+    else:
+        pairs = tmp_path / "pairs.csv"
+        pd.DataFrame({"slide": ["gone.svs"], "detections": [dets.name]}).to_csv(pairs, index=False)
+        code, _, err = cli("slide", pairs, "--model", model, "--out", tmp_path / "o")
+        assert code == 2 and "gone.svs: no such slide" in err and "Traceback" not in err, err
+        return
+    code, _, err = cli("slide", path, "--detections", dets, "--model", model, "--out", tmp_path / "o")
+    assert code == 2 and "nowhere" in err and "no such" in err and "Traceback" not in err, err

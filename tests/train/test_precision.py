@@ -51,6 +51,27 @@ def test_precision_table(
     assert choice.reason and choice.record()["used"] == choice.name
 
 
+@pytest.mark.parametrize(
+    ("hw", "requested", "size", "dtype"),
+    [
+        (CPU_NATIVE, "auto", 96, None),  # small inputs: autocast's weight casts cost more than they save
+        (CPU_NATIVE, "auto", 128, None),
+        (CPU_NATIVE, "auto", 160, BF),
+        (CPU_NATIVE, "auto", 224, BF),
+        (CPU_NATIVE, "bf16", 96, BF),  # asked for: as asked
+        (CPU_EMULATED, "auto", 224, None),
+        (AMPERE, "auto", 96, BF),  # a GPU: no size rule
+    ],
+)
+def test_cpu_training_precision_follows_the_input_size(
+    hw: Hardware, requested: str, size: int, dtype
+) -> None:
+    """Training on a CPU with native bf16: `auto` takes bf16 from 160 px up (measured in the loop:
+    slower than fp32 at 96 px, about equal at 128, 2x faster at 224); inference has no such rule."""
+    assert choose(requested, hw, training=True, size=size).dtype == dtype
+    assert choose(requested, hw, training=False, size=size).dtype == (None if hw is CPU_EMULATED else BF)
+
+
 def test_explicit_bf16_on_an_emulating_cpu_warns_once_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(P, "hardware", lambda dev: CPU_EMULATED)
     monkeypatch.setattr(P, "_warned", set())

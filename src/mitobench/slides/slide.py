@@ -31,6 +31,8 @@ class SlideOptions:
     threshold: float | None = None
     """None: the model's own threshold (the mean of its folds')."""
     workers: int = 2
+    overwrite: bool = False
+    """Replace outputs in `--out` made from another slide, detections file or model."""
 
 
 def file_fingerprint(path: Path) -> str:
@@ -121,6 +123,56 @@ def jobs_from(slide_or_csv: Path, detections: Path | None) -> list[SlideJob]:
     return [SlideJob(slide_or_csv, detections, slide_or_csv.stem)]
 
 
+def _require_inputs(jobs: list[SlideJob], model_path: Path) -> None:
+    """Every slide, detections file and the model exist, before any is read."""
+    if not model_path.exists():
+        raise DataError(
+            f"{model_path}: no such model", "pass a run directory or an exported bundle: --model PATH"
+        )
+    for job in jobs:
+        for what, path, fix in (
+            ("slide", job.slide, "check the path (a slides.csv's paths are relative to the CSV)"),
+            ("detections file", job.detections, "pass the detector's output: --detections FILE"),
+        ):
+            if not path.is_file():
+                raise DataError(f"{path}: no such {what}", fix)
+
+
+def _refuse_replacing(job: SlideJob, out: Path, data: dict[str, str], model: dict[str, str]) -> None:
+    """Outputs under `out` for this stem that another slide, detections file or model made are
+    never replaced silently; the message names both."""
+    path = out / f"{job.stem}.summary.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+        old_data, old_model = old.get("data", {}), old.get("model", {})
+    except (OSError, ValueError, AttributeError):
+        raise DataError(
+            f"{path} exists but cannot be read, and {job.slide.name} would replace it",
+            "pass --overwrite to replace it, or choose another --out",
+        ) from None
+    fix = "pass --overwrite to replace them, or choose another --out"
+    outputs = f"{out / job.stem}.{{csv,geojson,summary.json}}"
+    if old_data.get("slide") != data["slide"]:
+        raise DataError(
+            f"{outputs} hold the results of slide {old.get('slide', '?')}; {job.slide} would replace them",
+            fix,
+        )
+    if old_model.get("sha256") != model["sha256"]:
+        raise DataError(
+            f"{outputs} of {job.slide.name} were made with model {old_model.get('path', '?')};"
+            f" {model['path']} would replace them",
+            fix,
+        )
+    if old_data.get("detections") != data["detections"]:
+        raise DataError(
+            f"{outputs} of {job.slide.name} were made from detections {old.get('detections_file', '?')};"
+            f" {job.detections} would replace them",
+            fix,
+        )
+
+
 def run_slides(
     jobs: list[SlideJob],
     model_path: Path,
@@ -130,10 +182,14 @@ def run_slides(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """(summaries of the slides classified now, stems of those already done with this model)."""
     progress = progress or NullProgress()
+    _require_inputs(jobs, model_path)
     model = {"path": str(model_path.resolve()), "sha256": model_fingerprint(model_path)}
     data = {j.stem: j.fingerprints() for j in jobs}  # stems are unique (jobs_from)
     todo = [j for j in jobs if not _is_done(out / f"{j.stem}.summary.json", data[j.stem], model)]
     done = [j.stem for j in jobs if j not in todo]
+    if not options.overwrite:
+        for job in todo:  # before any work: a refusal must not come after hours of others
+            _refuse_replacing(job, out, data[job.stem], model)
     if not todo:
         return [], done
     predictor = load_model(model_path)

@@ -71,7 +71,9 @@ def _choice(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inferen
         return Choice(
             cfg.eval_precision if inference else cfg.precision, None, False, "a head on embeddings: fp32"
         )
-    return resolve(cfg.eval_precision if inference else cfg.precision, dev, training=not inference)
+    if inference:
+        return resolve(cfg.eval_precision, dev)
+    return resolve(cfg.precision, dev, training=True, size=cfg.input_size or 224)
 
 
 def _compute_dtype(

@@ -61,7 +61,14 @@ class Choice:
 _SLOWDOWN = "measured 11-15x slower than fp32 for EfficientNet-Lite0 (docs/performance.md)"
 
 
-def choose(requested: str, hw: Hardware, training: bool = False) -> Choice:
+CPU_BF16_TRAIN_MIN_SIZE = 160
+"""Below this input side, `auto` trains in fp32 on a CPU even where bf16 is native: autocast's
+per-step weight casts outweigh the smaller convolutions. EfficientNet-Lite0 in the training loop
+(cpu-best recipe, batch 32) on a 2-core Zen 5, bf16 against fp32 images/s: 96 px 0.74x, 128 px
+0.86x, 160 px 1.10x, 224 px 1.91x (docs/performance.md)."""
+
+
+def choose(requested: str, hw: Hardware, training: bool = False, size: int | None = None) -> Choice:
     """The decision table: `requested` precision on `hw`, for training or for inference."""
     where = hw.name or hw.device
     if requested == "fp32":
@@ -79,6 +86,19 @@ def choose(requested: str, hw: Hardware, training: bool = False) -> Choice:
         if requested == "fp16":  # the scripts' autocast(device_type="cuda") does nothing on a CPU
             return Choice(
                 requested, None, False, "fp16 autocast is CUDA-only (as the scripts): fp32 on a CPU"
+            )
+        if (
+            requested == "auto"
+            and training
+            and hw.cpu_bf16
+            and size is not None
+            and size < CPU_BF16_TRAIN_MIN_SIZE
+        ):
+            return Choice(
+                requested,
+                None,
+                False,
+                f"training at {size} px on a CPU: fp32 (bf16 pays only from {CPU_BF16_TRAIN_MIN_SIZE} px)",
             )
         if hw.cpu_bf16:
             return Choice(requested, torch.bfloat16, False, f"the CPU executes bf16 natively ({where})")
@@ -105,9 +125,10 @@ def hardware(dev: torch.device) -> Hardware:
 _warned: set[tuple[str, str]] = set()
 
 
-def resolve(requested: str, dev: torch.device, training: bool = False) -> Choice:
-    """`choose` on this machine's `dev`; warns once per device when the choice will be slow."""
-    choice = choose(requested, hardware(dev), training)
+def resolve(requested: str, dev: torch.device, training: bool = False, size: int | None = None) -> Choice:
+    """`choose` on this machine's `dev` (`size`: the training input side, where known); warns once
+    per device when the choice will be slow."""
+    choice = choose(requested, hardware(dev), training, size)
     if choice.slow and (dev.type, requested) not in _warned:
         _warned.add((dev.type, requested))
         warnings.warn(

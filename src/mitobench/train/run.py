@@ -50,7 +50,7 @@ def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
     env: dict[str, Any] = {**machine.describe(), "device": str(dev), "machine": machine.label()}
     if cfg is not None:
         env["precision"] = {
-            "train": resolve(cfg.precision, dev, training=True).record(),
+            "train": resolve(cfg.precision, dev, training=True, size=cfg.input_size or 224).record(),
             "inference": resolve(cfg.eval_precision, dev).record(),
         }
     return env
