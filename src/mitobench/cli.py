@@ -554,9 +554,9 @@ def slide_cmd(
     """Classify a detector's mitotic figures on slides: QuPath GeoJSON, CSV and a per-slide summary."""
     from mitobench.slides.slide import SlideOptions, jobs_from, run_slides
 
+    options = SlideOptions(mpp, patch_mpp, tolerance, threshold, overwrite=overwrite)
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)
-    options = SlideOptions(mpp, patch_mpp, tolerance, threshold, overwrite=overwrite)
     with progress_for() as progress:
         done, kept = run_slides(jobs, model, out, options, progress)
     for s in done:

@@ -135,7 +135,7 @@ def test_packaged_configs_are_valid() -> None:
     recipe = first.resolved()
     assert (first.model, first.mode, first.preset) == ("tf_efficientnet_lite0", "e2e", "cpu-best")
     settings = (recipe.input_size, recipe.max_epochs, recipe.soft_labels, recipe.ema_decay)
-    assert settings == (128, 4, True, 0.99)
+    assert settings == (96, 4, True, 0.99)
     best = load_grid("cpu-best").run_specs()
     assert [(s.model, s.mode, s.preset) for s in best] == [("tf_efficientnet_lite0", "e2e", "cpu-best")]
     assert load_grid("cpu-lite0").run_specs()[0] == cpu.run_specs()[0]

@@ -216,3 +216,31 @@ def test_a_missing_input_is_one_clear_message(missing: str, slide, trained_run, 
         return
     code, _, err = cli("slide", path, "--detections", dets, "--model", model, "--out", tmp_path / "o")
     assert code == 2 and "nowhere" in err and "no such" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--mpp", "-1", "--mpp -1.0: not a resolution"),
+        ("--mpp", "0", "--mpp 0.0: not a resolution"),
+        ("--mpp", "nan", "--mpp nan"),
+        ("--mpp", "0.011 --patch-mpp 2", "level-0 pixels a side"),  # each in range; the patch: 23,273 px
+        ("--patch-mpp", "0", "--patch-mpp 0.0"),
+        ("--patch-mpp", "inf", "--patch-mpp inf"),
+        ("--tolerance", "-1", "--tolerance -1.0"),
+        ("--threshold", "1.5", "--threshold 1.5"),
+        ("--threshold", "0", "--threshold 0.0"),
+    ],
+)
+def test_every_numeric_slide_option_is_range_checked(option, value, needle, tmp_path, cli) -> None:
+    """Before any file is read: one message naming the option and its range, exit 2."""
+    files = [
+        "--detections",
+        tmp_path / "d.csv",
+        "--model",
+        tmp_path / "m.safetensors",
+        "--out",
+        tmp_path / "o",
+    ]
+    code, _, err = cli("slide", tmp_path / "s.svs", *files, option, *value.split())
+    assert code == 2 and needle in err and "Traceback" not in err, err

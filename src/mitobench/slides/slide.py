@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mitobench.data.upstream import read_csv
-from mitobench.errors import DataError
+from mitobench.errors import ConfigError, DataError
 from mitobench.inference.bundle import load_model, model_fingerprint
 from mitobench.inference.predictor import Predictor
 from mitobench.progress import NullProgress, Progress
@@ -18,6 +19,11 @@ from mitobench.slides.classify import classify_detections
 from mitobench.slides.detections import read_detections
 from mitobench.slides.outputs import summary, write_outputs
 from mitobench.slides.reader import MPP_TOLERANCE, PATCH_MPP, SlideReader
+
+MPP_RANGE = (0.01, 50.0)
+"""Plausible microns per pixel: from beyond any scanner's 100x to a thumbnail."""
+MAX_SCALE = 64
+"""A patch may cover at most 64x its side in level-0 pixels (resampled down); more is a wrong --mpp."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,31 @@ class SlideOptions:
     workers: int = 2
     overwrite: bool = False
     """Replace outputs in `--out` made from another slide, detections file or model."""
+
+    def __post_init__(self) -> None:
+        """Every number in range before any slide is opened (NaN and infinity refused)."""
+        for name, value in (("--mpp", self.mpp), ("--patch-mpp", self.patch_mpp)):
+            if value is not None and not (math.isfinite(value) and MPP_RANGE[0] <= value <= MPP_RANGE[1]):
+                raise ConfigError(
+                    f"{name} {value}: not a resolution in microns per pixel",
+                    f"give {name} between {MPP_RANGE[0]} and {MPP_RANGE[1]} (0.25 is 40x)",
+                )
+        if not (math.isfinite(self.tolerance) and 0 <= self.tolerance < 1):
+            raise ConfigError(
+                f"--tolerance {self.tolerance}: not a relative difference",
+                "give --tolerance from 0 to below 1",
+            )
+        if self.threshold is not None and not (math.isfinite(self.threshold) and 0 < self.threshold < 1):
+            raise ConfigError(
+                f"--threshold {self.threshold}: not a probability strictly between 0 and 1",
+                "give --threshold between 0 and 1, or leave it out to use the model's",
+            )
+        if self.mpp is not None and self.patch_mpp / self.mpp > MAX_SCALE:
+            raise ConfigError(
+                f"--mpp {self.mpp}: a {self.patch_mpp} µm/px patch would cover "
+                f"{round(128 * self.patch_mpp / self.mpp)} level-0 pixels a side",
+                "check --mpp (level-0 microns per pixel, e.g. 0.25 at 40x)",
+            )
 
 
 def file_fingerprint(path: Path) -> str:
