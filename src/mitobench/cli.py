@@ -550,11 +550,19 @@ def slide_cmd(
         bool,
         typer.Option(help="Replace outputs in --out made from another slide, detections file or model."),
     ] = False,
+    skip_unsupported: Annotated[
+        bool,
+        typer.Option(
+            help="Leave out GeoJSON features that are not points or shapes (counted in the summary)."
+        ),
+    ] = False,
 ) -> None:
     """Classify a detector's mitotic figures on slides: QuPath GeoJSON, CSV and a per-slide summary."""
     from mitobench.slides.slide import SlideOptions, jobs_from, run_slides
 
-    options = SlideOptions(mpp, patch_mpp, tolerance, threshold, overwrite=overwrite)
+    options = SlideOptions(
+        mpp, patch_mpp, tolerance, threshold, overwrite=overwrite, skip_unsupported=skip_unsupported
+    )
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)
     with progress_for() as progress:

@@ -39,6 +39,8 @@ class SlideOptions:
     workers: int = 2
     overwrite: bool = False
     """Replace outputs in `--out` made from another slide, detections file or model."""
+    skip_unsupported: bool = False
+    """Leave out (and count) GeoJSON features that are not points or shapes, instead of refusing."""
 
     def __post_init__(self) -> None:
         """Every number in range before any slide is opened (NaN and infinity refused)."""
@@ -105,9 +107,9 @@ def classify_slide(
     """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary.
     `data`: the job's fingerprints, where the caller has them already."""
     reader = SlideReader(job.slide, options.mpp, patch_mpp=options.patch_mpp, tolerance=options.tolerance)
-    detections = read_detections(job.detections, reader.mpp)
+    read = read_detections(job.detections, reader.mpp, options.skip_unsupported)
     threshold = predictor.threshold if options.threshold is None else options.threshold
-    calls = classify_detections(reader, detections, predictor, threshold, options.workers, progress)
+    calls = classify_detections(reader, read.table, predictor, threshold, options.workers, progress)
     meta = {
         "slide": str(job.slide.resolve()),
         "detections_file": str(job.detections.resolve()),
@@ -116,6 +118,7 @@ def classify_slide(
         "resampled": reader.resampled,
         "model": model,
         "data": data or job.fingerprints(),
+        "detections_read": {**read.counts(), "classified": len(calls)},
     }
     result = summary(calls, threshold, meta)
     write_outputs(calls, result, out, job.stem)
