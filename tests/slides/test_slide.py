@@ -43,7 +43,12 @@ def test_slide_probabilities_equal_predict_on_the_pngs(slide, png_probs, trained
     assert not calls["padded"].any()
     summary = json.loads((out / "slide.summary.json").read_text())
     assert summary["detections"] == 16 and summary["atypical"] + summary["normal"] == 16
-    assert summary["detections_read"] == {"features_read": 16, "detections": 16, "skipped": {}, "classified": 16}
+    assert summary["detections_read"] == {
+        "features_read": 16,
+        "detections": 16,
+        "skipped": {},
+        "classified": 16,
+    }
     assert summary["atypical"] == int((calls["class"] == "Atypical").sum())
     lo, hi = summary["atypical_fraction_ci95"]
     assert lo <= summary["atypical_fraction"] <= hi and summary["mpp"] == pytest.approx(0.25)

@@ -92,3 +92,24 @@ def test_too_few_slides_of_a_class_is_refused(separable_root: Path, tmp_path: Pa
     table.to_csv(csv, index=False)
     with pytest.raises(DataError, match="the atypical class has 2 slides"):
         training_folds(load_csv(csv))
+
+
+def test_a_fold_of_one_class_is_refused_before_any_training(
+    separable_root: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold column that puts each class in its own fold: refused at once, naming the fold and
+    the missing class — not after a minute of training, looking for a checkpoint."""
+    from mitobench.train import run as run_mod
+
+    csv = _lab_csv(separable_root, tmp_path)
+    table = pd.read_csv(csv)
+    table["fold"] = (table["label"] == "Atypical").astype(int)  # fold 1 atypical only, fold 0 normal only
+    table.to_csv(csv, index=False)
+    monkeypatch.setattr(run_mod, "_load", lambda *a, **k: pytest.fail("images were loaded"))
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "1",
+        "--train-data", f"lab={csv}", "--data-root", separable_root, "--out", tmp_path / "r", *TINY_ARGS,
+    )  # fmt: skip
+    assert code == 2 and "fold 1's validation set holds no normal figure" in err and "Traceback" not in err, (
+        err
+    )

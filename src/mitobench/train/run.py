@@ -16,7 +16,7 @@ from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import load, load_present
 from mitobench.data.splits import fold_split, split_record, training_folds
-from mitobench.errors import ConfigError
+from mitobench.errors import ConfigError, DataError
 from mitobench.models.builder import build
 from mitobench.models.encoder import Encoder
 from mitobench.progress import NullProgress, Progress
@@ -172,6 +172,20 @@ def _load(sets: list[Dataset], cache: ImageCache, progress: Progress) -> _Data:
     return _Data(images, labels, keys, shares)
 
 
+def _check_fold_classes(name: str, folds: np.ndarray, labels: np.ndarray, wanted: list[int]) -> None:
+    """Before any training: each wanted fold's validation and training sets hold both classes
+    (a validation set of one class has no balanced accuracy to select an epoch by)."""
+    for k in wanted:
+        for part, mask in (("validation", folds == k), ("training", folds != k)):
+            present = set(labels[mask].tolist())
+            if present != {0, 1}:
+                lacking = "atypical" if 1 not in present else "normal"
+                raise DataError(
+                    f"{name}: fold {k}'s {part} set holds no {lacking} figure",
+                    "give every fold figures of both classes (fix the fold column, or drop it)",
+                )
+
+
 def train_run(
     spec: RunSpec,
     run_dir: Path,
@@ -195,8 +209,9 @@ def train_run(
     if absent:
         raise ConfigError(
             f"{spec.train_data} has no fold {absent[0]} (its folds: {sorted(set(folds.tolist()))})",
-            "choose folds that exist (--fold)",
+            "choose folds that exist (--folds)",
         )
+    _check_fold_classes(spec.train_data, folds, train_set.labels, spec.folds)
     fold_record = split_record(train_set, folds, how)
     evals, missing = load_present(spec.eval_sets, data_root)
     _check_run_dir(run, spec, cfg, fold_record)
