@@ -352,7 +352,14 @@ def _parse_sets(values: list[str] | None) -> dict[str, object]:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})  # type: ignore[assignment]
-        node[leaf] = yaml.safe_load(raw)  # type: ignore[index]
+        try:
+            node[leaf] = yaml.safe_load(raw)  # type: ignore[index]
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({problem})",
+                "close every bracket and brace, and quote the whole option: --set 'augment=[{op: hflip}]'",
+            ) from None
     return out
 
 

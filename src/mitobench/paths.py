@@ -41,9 +41,16 @@ def cache_dir() -> Path:
 
 
 def require_folder(path: Path, what: str, fix: str) -> None:
-    """Refuse a path that exists but is a file where a folder is wanted (checked before any work)."""
+    """Refuse, before any work, a path where a folder is wanted that is a file, or that cannot be
+    made or written (a read-only file system, no permission)."""
     if path.exists() and not path.is_dir():
         raise StorageError(f"{what} {path} is a file, not a folder", fix)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"{what} {path} cannot be made ({exc.strerror})", fix) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StorageError(f"{what} {path} is not writable", fix)
 
 
 def _umask() -> int:

@@ -22,6 +22,7 @@ import pytest
         (["--model", "tf_efficientnet_lite0", "--set", "no_such_knob=1"], "no_such_knob"),
         (["--model", "tf_efficientnet_lite0", "--mode", "finetune"], "mode"),
         (["--config", "missing.yaml"], "config file does not exist"),
+        (["--model", "tf_efficientnet_lite0", "--set", "augment=[{op: hflip}"], "is not valid YAML"),
     ],
 )
 def test_bad_settings(cli, tmp_path: Path, args: list[str], needle: str) -> None:
@@ -29,3 +30,14 @@ def test_bad_settings(cli, tmp_path: Path, args: list[str], needle: str) -> None
     assert code == 2, err
     assert needle in err and "Traceback" not in err
     assert not (tmp_path / "run" / "fold_0").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(cli, tmp_path: Path) -> None:
+    """--out under a file (as on a read-only or wrong mount): one message naming it, exit 2."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--out", blocker / "run", "--data-root", tmp_path
+    )
+    assert code == 2 and "cannot be made" in err and str(blocker / "run") in err.replace("\n", "")
+    assert "Traceback" not in err
