@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mitobench import __version__
 from mitobench.console import err_console, out_console, progress_for
@@ -77,7 +78,9 @@ def _root(data_root: Path | None, fetch: bool = False) -> Path:
         if not (root.is_dir() and present(root)):
             from mitobench.data.download import download
 
-            err_console.print(f"no data in {root} yet: fetching and verifying it first (resumable)")
+            err_console.print(
+                f"no data in {root} yet: fetching and verifying it first (resumable)", markup=False
+            )
             with progress_for() as progress:
                 download(root, progress=progress)
     return root
@@ -93,7 +96,7 @@ def _note_missing(root: Path) -> None:
     gone = missing(root)
     if gone:
         names = ", ".join(DATASETS[n].title for n in gone)
-        err_console.print(f"[yellow]not in {root}:[/] {names} (mitobench data download)")
+        err_console.print(f"[yellow]not in {escape(str(root))}:[/] {escape(names)} (mitobench data download)")
 
 
 @app.callback(invoke_without_command=True)
@@ -172,12 +175,12 @@ def data_info(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json(info)
         return
-    table = Table(title=f"datasets in {root}")
+    table = Table(title=Text(f"datasets in {root}"))
     for col in ("dataset/split", "n", "atypical", "normal", "slides", "image size"):
         table.add_column(col, justify="left" if col in ("dataset/split", "image size") else "right")
     for key, row in info.items():
         table.add_row(
-            key,
+            Text(key),
             str(row["n"]),
             str(row["n_atypical"]),
             str(row["n_normal"]),
@@ -210,8 +213,8 @@ def data_folds(
         _print_json(rows)
         return
     for row in rows:
-        out_console.print(f"{row['image']}\t{row['fold']}")
-    err_console.print(_fold_summary(train, folds))
+        out_console.print(f"{row['image']}\t{row['fold']}", markup=False)
+    err_console.print(_fold_summary(train, folds), markup=False)
 
 
 def _fold_summary(train: object, folds: object) -> str:
@@ -244,11 +247,11 @@ def data_verify(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
     else:
         for r in results:
             status = "[green]ok[/]" if r.ok else f"[red]{len(r.problems)} problem(s)[/]"
-            out_console.print(f"{r.name}: {r.checked} files checked ({r.method}): {status}")
+            out_console.print(f"{r.name}: {r.checked} files checked ({r.method}): {status}", markup=False)
             for problem in r.problems[:20]:
-                out_console.print(f"  {problem}")
+                out_console.print(f"  {problem}", markup=False)
             if len(r.problems) > 20:
-                out_console.print(f"  … and {len(r.problems) - 20} more")
+                out_console.print(f"  … and {len(r.problems) - 20} more", markup=False)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -272,7 +275,7 @@ def data_download(
         results = [verify_dataset(root, n, progress) for n in names]
     for r in results:
         status = "ok" if r.ok else f"{len(r.problems)} problem(s), run `mitobench data verify`"
-        out_console.print(f"{r.name}: installed in {root} ({status})")
+        out_console.print(f"{r.name}: installed in {root} ({status})", markup=False)
     _note_missing(root)
 
 
@@ -328,13 +331,15 @@ def models_check(
     from mitobench.models.doctor import diagnose
 
     diag = diagnose(name, weights=weights, random_init=random_init)
-    out_console.print(f"[bold]{diag.spec.title}[/] ({diag.spec.name}, {diag.spec.family.value})")
+    out_console.print(
+        f"[bold]{escape(diag.spec.title)}[/] ({escape(diag.spec.name)}, {diag.spec.family.value})"
+    )
     for c in diag.checks:
         mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
-        out_console.print(f"  {mark} {c.name:8s} {c.detail}", highlight=False)
+        out_console.print(f"  {mark} {c.name:8s} {escape(str(c.detail))}", highlight=False)
     if diag.embedding_shape:
-        out_console.print(f"  embedding shape {diag.embedding_shape}")
-    out_console.print(f"  dtype: {diag.advice}")
+        out_console.print(f"  embedding shape {diag.embedding_shape}", markup=False)
+    out_console.print(f"  dtype: {diag.advice}", markup=False)
     if not diag.ok:
         raise typer.Exit(1)
 
@@ -367,7 +372,7 @@ def _print_summary(summary: dict[str, object], title: str) -> None:
     from mitobench.report.summary import summary_rows
 
     rows = summary_rows(summary)
-    table = Table(title=title)
+    table = Table(title=Text(title))
     headers = {
         "dataset": "dataset",
         "n": "n",
@@ -380,7 +385,7 @@ def _print_summary(summary: dict[str, object], title: str) -> None:
     for col in headers.values():
         table.add_column(col)
     for row in rows:
-        table.add_row(*(row[k] for k in headers))
+        table.add_row(*(Text(str(row[k])) for k in headers))
     out_console.print(table)
 
 
@@ -460,7 +465,9 @@ def train_cmd(
     with progress_for() as progress:
         result = train_run(spec, run_dir, root, progress)
     if result.skipped_sets:
-        err_console.print(f"[yellow]not evaluated (not in {root}):[/] {', '.join(result.skipped_sets)}")
+        err_console.print(
+            f"[yellow]not evaluated (not in {escape(str(root))}):[/] {escape(', '.join(result.skipped_sets))}"
+        )
     _print_summary(result.summary, f"{spec.model} · {spec.mode} · {spec.preset} → {run_dir}")
 
 
@@ -523,7 +530,8 @@ def predict_cmd(
         frame.to_csv(tmp, index=False)
     n_atyp = int((frame["label"] == "Atypical").sum())
     out_console.print(
-        f"{len(frame)} patches → {out} ({n_atyp} atypical at threshold {predictor.threshold:.3f})"
+        f"{len(frame)} patches → {out} ({n_atyp} atypical at threshold {predictor.threshold:.3f})",
+        markup=False,
     )
 
 
@@ -581,10 +589,11 @@ def slide_cmd(
         ci = "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
         out_console.print(
             f"{Path(s['slide']).name}: {s['detections']} detections, {s['atypical']} atypical "
-            f"(fraction {shown}{ci}), {s['padded']} at the edge → {out}"
+            f"(fraction {shown}{ci}), {s['padded']} at the edge → {out}",
+            markup=False,
         )
     if kept:
-        out_console.print(f"already done with this model: {', '.join(kept)}")
+        out_console.print(f"already done with this model: {', '.join(kept)}", markup=False)
 
 
 @app.command("midog")
@@ -601,7 +610,7 @@ def midog_cmd(
     from mitobench.inference.midog import classify_stacks
 
     target = classify_stacks(input_dir, output_dir, model)
-    out_console.print(f"wrote {target}")
+    out_console.print(f"wrote {target}", markup=False)
 
 
 @app.command("export")
@@ -625,7 +634,8 @@ def export_cmd(
     export_bundle(predictor, out)
     out_console.print(
         f"{out}: {len(predictor.fold_states)} fold model(s), threshold {predictor.threshold:.3f} "
-        f"({out.stat().st_size / 1e6:.1f} MB)"
+        f"({out.stat().st_size / 1e6:.1f} MB)",
+        markup=False,
     )
 
 
@@ -652,6 +662,7 @@ def run_cmd(
         f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir} "
         f"(run folders in {results_dir / 'runs'})",
         highlight=False,
+        markup=False,
     )
     with progress_for() as progress:
         outcome = run_grid(grid, results_dir, root, executor.value, address, progress)
@@ -660,13 +671,15 @@ def run_cmd(
         f"{len(outcome.busy)} running in another process, {len(outcome.failed)} failed"
     )
     for job, error in outcome.failed.items():
-        err_console.print(f"[red]failed:[/] {job}: {error.splitlines()[0]}", highlight=False)
+        err_console.print(
+            f"[red]failed:[/] {escape(str(job))}: {escape(error.splitlines()[0])}", highlight=False
+        )
     if report:
         from mitobench.report.build import build_report
 
         paths = build_report(results_dir, root)
         out_console.print((results_dir / "report" / "tables.md").read_text(), markup=False)
-        out_console.print(f"report: {paths['html']}")
+        out_console.print(f"report: {paths['html']}", markup=False)
     if outcome.failed:
         raise typer.Exit(1)
 
@@ -682,7 +695,7 @@ def report_cmd(
 
     paths = build_report(results, _root(data_root), n_boot=bootstrap)
     out_console.print((results / "report" / "tables.md").read_text(), markup=False)
-    out_console.print(f"report: {paths['html']}")
+    out_console.print(f"report: {paths['html']}", markup=False)
 
 
 @app.command("raters")
@@ -716,16 +729,17 @@ def raters_cmd(
         return
     for r in results:
         out_console.print(
-            f"[bold]{r['dataset']}[/]: {len(r['experts'])} experts, {r['n']} figures, "
+            f"[bold]{escape(r['dataset'])}[/]: {len(r['experts'])} experts, {r['n']} figures, "
             f"Fleiss' κ = {r['fleiss_kappa']:.3f}, unanimous {r['unanimous_fraction']:.1%}"
         )
         pairs = ", ".join(f"{k}: {v:.3f}" for k, v in r["pairwise_kappa"].items())
-        out_console.print(f"  pairwise Cohen's κ: {pairs}")
+        out_console.print(f"  pairwise Cohen's κ: {pairs}", markup=False)
         for ref, scores in r["leave_one_out"].items():
             for who, sc in scores.items():
                 out_console.print(
                     f"  {who} {ref}: bal. acc {sc['balanced_accuracy']:.3f}, κ {sc['kappa']:.3f} "
-                    f"(n={sc['n']})"
+                    f"(n={sc['n']})",
+                    markup=False,
                 )
         if r.get("label_noise", {}).get("models"):
             from mitobench.report.html import noise_table
@@ -735,7 +749,7 @@ def raters_cmd(
             for col in frame.columns:
                 table.add_column(col)
             for row in frame.itertuples(index=False):
-                table.add_row(*map(str, row))
+                table.add_row(*(Text(str(v)) for v in row))
             out_console.print(table)
 
 
@@ -752,9 +766,9 @@ def main() -> None:
     try:
         app()
     except MitobenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         if exc.fix:
-            err_console.print(f"  [bold]fix:[/] {exc.fix}", highlight=False)
+            err_console.print(f"  [bold]fix:[/] {escape(exc.fix)}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside a command
         _say_interrupted()
@@ -779,6 +793,7 @@ def _say_interrupted() -> None:
         "interrupted: every file written is complete, finished folds and each fold's last epoch "
         f"are kept; resume with: mitobench {shlex.join(sys.argv[1:])}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
 

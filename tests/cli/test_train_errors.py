@@ -41,3 +41,15 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(cli, tm
     )
     assert code == 2 and "cannot be made" in err and str(blocker / "run") in err.replace("\n", "")
     assert "Traceback" not in err
+
+
+def test_user_text_in_square_brackets_survives_every_message(cli, tmp_path: Path) -> None:
+    """Rich would eat `[b]` as markup: file names and values are escaped before printing."""
+    missing = tmp_path / "[b]slide.tif"
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    code, _, err = cli("slide", missing, "--detections", tmp_path / "[x_mm]d.csv", "--model",
+                       tmp_path / "m.safetensors", "--out", tmp_path / "o")  # fmt: skip
+    assert code == 2 and "[b]slide.tif" in err.replace("\n", ""), err
+    code, _, err = cli("train", "--model", "tf_efficientnet_lite0", "--set", "augment=[{op: [b]hflip}",
+                       "--out", tmp_path / "run", "--data-root", tmp_path)  # fmt: skip
+    assert code == 2 and "[{op: [b]hflip}" in err.replace("\n", ""), err
