@@ -344,6 +344,16 @@ def models_check(
         raise typer.Exit(1)
 
 
+def _parse_folds(text: str) -> list[int]:
+    """`--folds 0,1,2` -> [0, 1, 2]."""
+    try:
+        return [int(f) for f in text.split(",") if f.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--folds {text!r} is not a list of fold numbers", "write e.g. --folds 0,1,2"
+        ) from None
+
+
 def _parse_sets(values: list[str] | None) -> dict[str, object]:
     """`--set lr=1e-4 --set input.crop_pct=0.875` -> nested dict (values parsed as YAML)."""
     import yaml
@@ -446,12 +456,7 @@ def train_cmd(
     }
     values.update({k: v for k, v in cli_values.items() if v is not None})
     if folds is not None:
-        try:
-            values["folds"] = [int(f) for f in folds.split(",") if f.strip()]
-        except ValueError:
-            raise ConfigError(
-                f"--folds {folds!r} is not a list of fold numbers", "write e.g. --folds 0,1,2"
-            ) from None
+        values["folds"] = _parse_folds(folds)
     if set_:
         values["train"] = {**values.get("train", {}), **_parse_sets(set_)}  # type: ignore[dict-item]
     if "model" not in values:
@@ -623,6 +628,12 @@ def export_cmd(
         ),
     ],
     out: Annotated[Path, typer.Option(help="Bundle file to write.")] = Path("model.safetensors"),
+    folds: Annotated[
+        str | None,
+        typer.Option(
+            help="Export only these finished folds, e.g. 0,1 (default: all; unfinished ones refuse)."
+        ),
+    ] = None,
 ) -> None:
     """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
     from mitobench.inference.bundle import export_bundle
@@ -630,7 +641,7 @@ def export_cmd(
     from mitobench.train.rundir import find_run
 
     run = find_run(run)
-    predictor = from_run(run)
+    predictor = from_run(run, _parse_folds(folds) if folds else None, complete=True)
     export_bundle(predictor, out)
     out_console.print(
         f"{out}: {len(predictor.fold_states)} fold model(s), threshold {predictor.threshold:.3f} "

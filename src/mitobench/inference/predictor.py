@@ -112,15 +112,49 @@ def assemble(
     return mode.inference_model(encoder, ModeOptions(spec.lora, spec.probe)), base
 
 
-def from_run(run_dir: Path) -> Predictor:
-    """Rebuild the fold models of a finished (or partly finished) run."""
+def _fold_folds(run: RunDir, folds: list[int] | None, complete: bool) -> list[int]:
+    """The folds to load: `folds` (each must be finished), else every finished one; with
+    `complete`, a run with folds begun but unfinished is refused (a smaller ensemble is not it)."""
+    finished = run.finished_folds()
+    if folds is not None:
+        missing = [k for k in folds if k not in finished]
+        if missing:
+            raise ConfigError(
+                f"{run.path}: fold {missing[0]} is not finished (finished: {finished or 'none'})",
+                "name finished folds only: --folds " + ",".join(map(str, finished)),
+            )
+        return sorted(folds)
+    if complete and run.unfinished_folds():
+        raise ConfigError(
+            f"{run.path}: fold(s) {run.unfinished_folds()} are not finished, so a bundle would hold a "
+            f"smaller ensemble than the run's",
+            "finish the run (rerun its command), or export the finished ones on purpose: --folds "
+            + ",".join(map(str, finished)),
+        )
+    return finished
+
+
+def _fold_state(run: RunDir, k: int) -> dict:
+    path = run.fold(k).best
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for a missing or cut file
+        raise ConfigError(
+            f"{path}: fold {k}'s weights cannot be read ({type(exc).__name__}: {exc})",
+            f"delete fold_{k}/ and rerun the run's command to retrain that fold",
+        ) from None
+
+
+def from_run(run_dir: Path, folds: list[int] | None = None, complete: bool = False) -> Predictor:
+    """Rebuild the fold models of a finished (or partly finished) run: `folds`, else every
+    finished one (`complete`: refuse a run with unfinished folds, as `export` does)."""
     run = RunDir(run_dir)
     spec, cfg = load_run_spec(run)
-    folds = run.finished_folds()
+    folds = _fold_folds(run, folds, complete)
     if not folds:
         raise ConfigError(f"{run_dir} has no finished fold", "train it first: mitobench train ... --out RUN")
     thresholds = {k: float(run.fold(k).read_done()["threshold"]) for k in folds}
-    states = {k: load_file(str(run.fold(k).best)) for k in folds}
+    states = {k: _fold_state(run, k) for k in folds}
     keeps_base = get_mode(spec.mode).keeps_base  # e2e folds carry every weight
     model, base = assemble(spec, cfg, spec.weights, pretrained=keeps_base)
     spec = spec.model_copy(update={"folds": folds})  # the folds this predictor holds

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,22 @@ def set_key(file: Path) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    """A run file, or one message naming it when it is damaged (every write is atomic, so only a
+    hand edit or a broken disk makes one)."""
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path} is damaged ({exc})",
+            f"delete {path.parent.name}/ and rerun the same command to redo that part of the run",
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object)", f"delete {path.parent.name}/ and rerun")
+    return value
+
+
+FOLD_DIR = re.compile(r"fold_(\d+)")
+"""A fold's folder; anything else beside them (`fold_0_old/`, a backup) is not a fold."""
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
@@ -181,10 +197,18 @@ class RunDir:
         record.setdefault("spec", {})["folds"] = self.finished_folds()
         _write_json(self.record_file, record)
 
+    def fold_numbers(self) -> list[int]:
+        """The folds with a folder (finished or not), in order; other `fold_*` names are ignored."""
+        found = (FOLD_DIR.fullmatch(p.name) for p in self.path.glob("fold_*") if p.is_dir())
+        return sorted(int(m.group(1)) for m in found if m)
+
     def finished_folds(self) -> list[int]:
         """The folds trained and evaluated, in order."""
-        found = (int(p.name.split("_", 1)[1]) for p in self.path.glob("fold_*") if p.is_dir())
-        return sorted(k for k in found if self.fold(k).is_done())
+        return [k for k in self.fold_numbers() if self.fold(k).is_done()]
+
+    def unfinished_folds(self) -> list[int]:
+        """Folds begun but not finished (interrupted, or training in another process)."""
+        return [k for k in self.fold_numbers() if not self.fold(k).is_done()]
 
     def summarise(self) -> dict[str, object]:
         """Per fold, mean ± std over folds, the fold ensemble and TTA, for every evaluated set."""
