@@ -3,6 +3,7 @@ validation error into one line; errors name the file and the fix."""
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,27 @@ from pydantic import ValidationError
 from mitobench.errors import ConfigError
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} is written twice",
+                    "keep one of the two (YAML would silently use the last)",
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _mapping(text: str, where: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}, {exc.message}", exc.fix) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})", "fix the syntax") from None
     if not isinstance(data, dict):
@@ -41,8 +60,15 @@ def packaged_names(package: str, folder: str) -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in files if p.name.endswith(".yaml"))
 
 
+def line_of(text: str, key: object) -> int | None:
+    """The line (1-based) where top-level `key` is written in a YAML text, if it is."""
+    match = re.search(rf"^{re.escape(str(key))}\s*:", text, flags=re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
 def first_error(exc: ValidationError) -> str:
     """`where: what` of a pydantic error, for one-line messages."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg

@@ -211,3 +211,50 @@ def test_a_store_made_before_folds_were_recorded_gains_the_column(tmp_path: Path
     assert list(fps.columns) == ["model", "mode", "preset", "train_data", "fold", "folds_sha256"]
     assert list(fps["train_data"]) == ["amibr/train"]  # jobs recorded before it was a setting
     assert fps["folds_sha256"].isna().all()  # unknown folds: never compared with the paper's per fold
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("name: g\nruns: []\n", "line 2: runs: List should have at least 1 item"),
+        (
+            "name: g\nweights: {uni: /models/uni}\nruns:\n  - {model: tf_efficientnet_lite0}\n",
+            "line 2: weights: 'uni' is not a model of this grid's runs",
+        ),
+        (
+            "name: g\nfolds: [0]\nfolds: [1]\nruns:\n  - {model: tf_efficientnet_lite0}\n",
+            "line 3: key 'folds' is written twice",
+        ),
+    ],
+)
+def test_a_bad_grid_config_names_its_line(cli, tmp_path: Path, text: str, needle: str) -> None:
+    config = tmp_path / "grid.yaml"
+    config.write_text(text)
+    code, _, err = cli("run", config, "--results", tmp_path / "r", "--data-root", tmp_path)
+    assert code == 2 and needle in err and str(config) in err.replace("\n", "") and "Traceback" not in err, (
+        err
+    )
+
+
+@pytest.mark.parametrize("store", ["empty", "zero-bytes", "other-schema"])
+def test_report_on_an_empty_or_foreign_store_says_so(cli, tmp_path: Path, store: str) -> None:
+    import sqlite3
+
+    results = tmp_path / "r"
+    results.mkdir()
+    path = results / "results.sqlite"
+    if store == "empty":
+        ResultsStore(results)
+        needle = "holds no finished job"
+    elif store == "zero-bytes":
+        path.write_bytes(b"")
+        needle = "holds no finished job"
+    else:  # a store whose jobs table has other columns (another schema version)
+        con = sqlite3.connect(path)
+        con.execute("CREATE TABLE jobs (job TEXT PRIMARY KEY, status TEXT, model_name TEXT)")
+        con.execute("INSERT INTO jobs VALUES ('a', 'done', 'x')")
+        con.commit()
+        con.close()
+        needle = "written by another mitobench version"
+    code, _, err = cli("report", results, "--data-root", tmp_path)
+    assert code == 2 and needle in err.replace("\n", "") and "Traceback" not in err, err

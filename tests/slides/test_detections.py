@@ -84,3 +84,12 @@ def test_unsupported_geometries_are_refused_or_counted_never_dropped_silently(tm
         "detections": 2,
         "skipped": {"LineString": 2, "no geometry": 1},
     }
+
+
+def test_a_slides_csv_with_only_a_header_is_not_a_success(tmp_path: Path) -> None:
+    from mitobench.slides.slide import jobs_from
+
+    pairs = tmp_path / "slides.csv"
+    pairs.write_text("slide,detections\n")
+    with pytest.raises(DataError, match="holds no slides"):
+        jobs_from(pairs, None)

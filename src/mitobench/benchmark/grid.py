@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mitobench.config_file import first_error, packaged_names, packaged_yaml, read_yaml
+from mitobench.config_file import first_error, line_of, packaged_names, packaged_yaml, read_yaml
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
@@ -34,7 +34,7 @@ class GridConfig(BaseModel):
     """Named split or a labelled folder / CSV every run of the grid trains on."""
     folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
     eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
-    runs: list[GridEntry]
+    runs: list[GridEntry] = Field(min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
@@ -42,6 +42,17 @@ class GridConfig(BaseModel):
     """Model name -> local weight file or folder (offline clusters)."""
     resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0})
     """What one job needs from a Ray worker."""
+
+    @model_validator(mode="after")
+    def _weights_name_run_models(self) -> GridConfig:
+        """A `weights:` entry for a model no run trains is a typo that would silently go unused."""
+        models = {e.model for e in self.runs}
+        stray = sorted(set(self.weights) - models)
+        if stray:
+            raise ValueError(
+                f"weights: {stray[0]!r} is not a model of this grid's runs ({', '.join(sorted(models))})"
+            )
+        return self
 
     def run_specs(self) -> list[RunSpec]:
         """One RunSpec per (model, mode), in the config's order."""
@@ -87,4 +98,8 @@ def load_grid(path_or_name: str) -> GridConfig:
     try:
         return GridConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"{path_or_name}: {first_error(exc)}", "fix the config (see configs/)") from None
+        loc = exc.errors()[0]["loc"]
+        key = loc[0] if loc else "weights"  # a model-level check is about `weights`
+        line = line_of(path.read_text(), key) if path.is_file() else None
+        where = f"{path_or_name}, line {line}" if line else path_or_name
+        raise ConfigError(f"{where}: {first_error(exc)}", "fix the config (see configs/)") from None

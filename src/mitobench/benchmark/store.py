@@ -172,4 +172,16 @@ class ResultsStore:
 
     def _frame(self, sql: str) -> pd.DataFrame:
         with self._connect() as con:
-            return pd.read_sql_query(sql, con)
+            try:
+                return pd.read_sql_query(sql, con)
+            except pd.errors.DatabaseError as exc:  # pandas wraps sqlite's "no such column/table"
+                raise ConfigError(
+                    f"{self.path}: written by another mitobench version, whose tables differ ({exc})",
+                    "report it with the mitobench version that made it, or move it aside and rerun "
+                    f"`mitobench run CONFIG --results {self.path.parent}` to record the finished folds again",
+                ) from None
+
+    def finished_jobs(self) -> int:
+        """How many jobs finished (0: nothing to report)."""
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0])

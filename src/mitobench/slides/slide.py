@@ -146,6 +146,10 @@ def jobs_from(slide_or_csv: Path, detections: Path | None) -> list[SlideJob]:
                 p if p.is_absolute() else base / p for p in (Path(row.slide), Path(row.detections))
             )
             jobs.append(SlideJob(slide, dets, slide.stem))
+        if not jobs:
+            raise DataError(
+                f"{slide_or_csv}: holds no slides (only a header?)", "add one row per slide: slide,detections"
+            )
         stems = [j.stem for j in jobs]
         if len(set(stems)) < len(stems):
             raise DataError(f"{slide_or_csv}: two slides share a file name", "give every slide its own name")
