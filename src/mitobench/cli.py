@@ -347,11 +347,16 @@ def models_check(
 def _parse_folds(text: str) -> list[int]:
     """`--folds 0,1,2` -> [0, 1, 2]."""
     try:
-        return [int(f) for f in text.split(",") if f.strip()]
+        folds = [int(f) for f in text.split(",") if f.strip()]
     except ValueError:
         raise ConfigError(
             f"--folds {text!r} is not a list of fold numbers", "write e.g. --folds 0,1,2"
         ) from None
+    if not folds:
+        raise ConfigError(
+            f"--folds {text!r} names no fold", "write e.g. --folds 0,1,2 (or leave it out for all)"
+        )
+    return folds
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, object]:
@@ -586,7 +591,7 @@ def slide_cmd(
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)
     with progress_for() as progress:
-        done, kept = run_slides(jobs, model, out, options, progress)
+        done, kept, failed = run_slides(jobs, model, out, options, progress)
     for s in done:
         ratio = s["atypical_fraction"]
         shown = "-" if ratio is None else f"{ratio:.3f}"
@@ -599,6 +604,10 @@ def slide_cmd(
         )
     if kept:
         out_console.print(f"already done with this model: {', '.join(kept)}", markup=False)
+    for stem, reason in failed.items():
+        err_console.print(f"failed: {stem}: {reason}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("midog")

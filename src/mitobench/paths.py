@@ -45,12 +45,13 @@ def require_folder(path: Path, what: str, fix: str) -> None:
     made or written (a read-only file system, no permission)."""
     if path.exists() and not path.is_dir():
         raise StorageError(f"{what} {path} is a file, not a folder", fix)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"{what} {path} cannot be made ({exc.strerror})", fix) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise StorageError(f"{what} {path} is not writable", fix)
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # nothing is created here: a refused command writes nothing
+    if not existing.is_dir():
+        raise StorageError(f"{what} {path} cannot be made: {existing} is a file", fix)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(f"{what} {path} cannot be made: {existing} is not writable", fix)
 
 
 def _umask() -> int:

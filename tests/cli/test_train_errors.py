@@ -17,6 +17,7 @@ import pytest
         ),
         (["--model", "tf_efficientnet_lite0", "--folds", "0,7"], "fold 7 does not exist"),
         (["--model", "tf_efficientnet_lite0", "--folds", "a,b"], "is not a list of fold numbers"),
+        (["--model", "tf_efficientnet_lite0", "--folds", ","], "names no fold"),
         (["--model", "tf_efficientnet_lite0", "--set", "lr"], "is not KEY=VALUE"),
         (["--model", "tf_efficientnet_lite0", "--set", "lr=-1"], "lr: Input should be greater than 0"),
         (["--model", "tf_efficientnet_lite0", "--set", "no_such_knob=1"], "no_such_knob"),

@@ -78,3 +78,19 @@ def test_an_empty_input_folder_is_one_clear_message(trained_run, tmp_path, cli) 
         "midog", "--input", tmp_path / "in", "--output", tmp_path / "out", "--model", trained_run
     )
     assert code == 2 and "no TIFF stacks" in err and "Traceback" not in err
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_stack_is_read(
+    real_patches, trained_run, tmp_path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mitobench.inference import midog
+
+    _write_stack(tmp_path / "in" / STACKS / "a.tif", real_patches[1][:2])
+    (tmp_path / "out").write_text("a file")
+    monkeypatch.setattr(midog, "read_stack", lambda p: pytest.fail("a stack was read"))
+    code, _, err = cli(
+        "midog", "--input", tmp_path / "in", "--output", tmp_path / "out", "--model", trained_run
+    )
+    assert code == 2 and "is a file, not a folder" in err and "--output" in err and "Traceback" not in err, (
+        err
+    )

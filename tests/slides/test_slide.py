@@ -250,3 +250,22 @@ def test_every_numeric_slide_option_is_range_checked(option, value, needle, tmp_
     ]
     code, _, err = cli("slide", tmp_path / "s.svs", *files, option, *value.split())
     assert code == 2 and needle in err and "Traceback" not in err, err
+
+
+def test_a_bad_slide_in_a_batch_does_not_stop_the_others(slide, trained_run, tmp_path, cli) -> None:
+    """good, broken, good: both good ones classified, the broken one listed with its reason, exit 1."""
+    import shutil
+
+    path, centres = slide
+    dets = _csv(tmp_path / "d.csv", centres[:3])
+    for name in ("first", "last"):
+        shutil.copy(path, tmp_path / f"{name}.tif")
+    (tmp_path / "broken.svs").write_bytes(b"not a slide" * 100)
+    pairs = tmp_path / "slides.csv"
+    pd.DataFrame({"slide": ["first.tif", "broken.svs", "last.tif"], "detections": [dets.name] * 3}).to_csv(
+        pairs, index=False
+    )
+    code, _, err = cli("slide", pairs, "--model", trained_run, "--out", tmp_path / "o")
+    assert code == 1 and "failed: broken:" in err and "not a slide OpenSlide can read" in err, err
+    assert (tmp_path / "o" / "first.csv").is_file() and (tmp_path / "o" / "last.csv").is_file()
+    assert not (tmp_path / "o" / "broken.csv").exists() and "Traceback" not in err

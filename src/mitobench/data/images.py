@@ -57,8 +57,17 @@ def decode_image(
         raise
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image PIL can read (PNG, JPEG, TIFF, BMP)", fix) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: its header claims an enormous image ({exc})", bomb_fix(fix)) from None
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError) as exc:
         raise DataError(f"{path}: cannot decode image ({exc})", fix) from None
+
+
+def bomb_fix(fix: str) -> str:
+    """The advice for a file whose header claims billions of pixels: damaged, or not a patch."""
+    return (
+        f"a mitotic-figure patch is a few hundred pixels a side; the file is damaged or not a patch ({fix})"
+    )
 
 
 def read_image(path: str | Path, size: tuple[int, int] | None = None, fix: str = FIX_OWN) -> np.ndarray:

@@ -12,7 +12,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from mitobench.data.cache import ImageCache
 from mitobench.data.custom import load_csv, load_unlabelled_folder
 from mitobench.data.dataset import Dataset
-from mitobench.data.images import FIX_OWN, bits_per_sample, read_image
+from mitobench.data.images import FIX_OWN, bits_per_sample, bomb_fix, read_image
 from mitobench.errors import DataError
 
 STACK_SUFFIXES = (".tif", ".tiff")
@@ -50,8 +50,12 @@ def read_stack(path: Path, page_size: tuple[int, int] | None = PAGE_SIZE) -> np.
                 pages.append(np.asarray(frame.convert("RGB"), dtype=np.uint8).copy())
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable TIFF stack ({exc})", FIX_OWN) from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: its header claims an enormous image ({exc})", bomb_fix(FIX_OWN)) from None
+    except (UnidentifiedImageError, OSError, ValueError, TypeError, SyntaxError, EOFError) as exc:
+        raise DataError(
+            f"{path}: not a readable TIFF stack, or cut short ({type(exc).__name__}: {exc})", FIX_OWN
+        ) from None
     if not pages:
         raise DataError(f"{path}: the stack has no pages", FIX_OWN)
     return np.stack(pages)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,6 +40,45 @@ def weights_origin(predictor: Predictor) -> str:
     return f"{trained}, starting from {start}"
 
 
+SETTINGS = ("run", "train_config", "thresholds")
+"""What a bundle's metadata must hold to rebuild its model."""
+
+
+def checksum(tensors: dict[str, torch.Tensor], meta: dict[str, object]) -> str:
+    """sha256 of every tensor (name, dtype, shape, bytes, in name order) and of the settings, so
+    a damaged or edited bundle is told apart from the one `export` wrote."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _check_states(model: torch.nn.Module, states: dict[int, dict[str, torch.Tensor]], path: Path) -> None:
+    """Each fold's tensors fit the model exactly: every trainable parameter present, nothing the
+    model lacks, no shape different (a partial load would predict with untrained weights)."""
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    name = model.encoder.spec.name
+    for fold, state in states.items():
+        problems = [
+            ("lacks", sorted(set(trained) - set(state))),
+            ("has tensors the model does not:", sorted(set(state) - set(shapes))),
+        ]
+        for what, names in problems:
+            if names:
+                raise ConfigError(
+                    f"{path}: fold {fold} {what} {names[0]} ({len(names)} in all) for {name}", _FIX
+                )
+        for k, t in state.items():
+            if tuple(t.shape) != shapes[k]:
+                raise ConfigError(
+                    f"{path}: fold {fold}'s {k} has shape {list(t.shape)}, the model's {list(shapes[k])}",
+                    _FIX,
+                )
+
+
 def export_bundle(predictor: Predictor, target: Path) -> Path:
     """Write `predictor` as one safetensors file (atomically)."""
     tensors: dict[str, torch.Tensor] = {}
@@ -60,6 +100,7 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
         "weights_origin": weights_origin(predictor),
         **predictor.meta,
     }
+    meta["sha256"] = checksum(tensors, meta)
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata={"mitobench": json.dumps(meta)})
     return target
@@ -76,6 +117,13 @@ def from_bundle(path: Path) -> Predictor:
     if meta.get("format") != BUNDLE_FORMAT:
         found = meta.get("format", "none")
         raise ConfigError(f"{path}: not a {BUNDLE_FORMAT} bundle (format {found})", _FIX)
+    absent = [k for k in SETTINGS if k not in meta]
+    if absent:
+        raise ConfigError(f"{path}: the bundle lacks its settings ({', '.join(absent)})", _FIX)
+    if "sha256" in meta and checksum(tensors, meta) != meta["sha256"]:
+        raise ConfigError(
+            f"{path}: the bundle's tensors or settings do not match its checksum (damaged or edited)", _FIX
+        )
     spec, cfg = saved_settings(meta["run"], meta["train_config"], str(path))
     base = {k[len("base.") :]: v for k, v in tensors.items() if k.startswith("base.")} or None
     model, base = assemble(spec, cfg, None, pretrained=False, base=base)
@@ -83,6 +131,9 @@ def from_bundle(path: Path) -> Predictor:
     states = {
         f: {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"fold{f}.")} for f in folds
     }
+    if not states:
+        raise ConfigError(f"{path}: the bundle holds no fold weights", _FIX)
+    _check_states(model, states, path)
     thresholds = {int(k): float(v) for k, v in meta["thresholds"].items()}
     meta_out = {"run": meta["run"], "train_config": meta["train_config"]}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta_out)

@@ -14,7 +14,7 @@ from pathlib import Path
 from mitobench.data.stacks import STACK_SUFFIXES, read_stack
 from mitobench.errors import ConfigError, DataError
 from mitobench.inference.bundle import load_model
-from mitobench.paths import atomic_write_text
+from mitobench.paths import atomic_write_text, require_folder
 from mitobench.progress import NullProgress, Progress
 
 INPUT = Path("/input")
@@ -51,6 +51,10 @@ def classify_stacks(
             f"{folder}: no TIFF stacks (*.tif, *.tiff) to classify",
             "check --input (the folder holding images/)",
         )
+    require_folder(output_dir, "the output folder (--output)", "pass a writable folder: --output DIR")
+    target = output_dir / RESULT
+    if target.is_dir():
+        raise DataError(f"{target} is a folder; the result file goes there", f"remove the folder {target}")
     predictor = load_model(model_path(model))
     results = []
     progress.start("classifying stacks", len(stacks))
@@ -62,6 +66,5 @@ def classify_stacks(
         ]
         progress.advance()
     progress.finish()
-    target = output_dir / RESULT
     atomic_write_text(target, json.dumps(results, indent=1))
     return target

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mitobench.data.upstream import read_csv
-from mitobench.errors import ConfigError, DataError
+from mitobench.errors import ConfigError, DataError, MitobenchError
 from mitobench.inference.bundle import load_model, model_fingerprint
 from mitobench.inference.predictor import Predictor
 from mitobench.progress import NullProgress, Progress
@@ -217,8 +217,9 @@ def run_slides(
     out: Path,
     options: SlideOptions,
     progress: Progress | None = None,
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """(summaries of the slides classified now, stems of those already done with this model)."""
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+    """(summaries of the slides classified now, stems of those already done with this model, and
+    the slides that failed with their reasons — a batch goes on past a bad slide)."""
     progress = progress or NullProgress()
     _require_inputs(jobs, model_path)
     model = {"path": str(model_path.resolve()), "sha256": model_fingerprint(model_path)}
@@ -229,6 +230,14 @@ def run_slides(
         for job in todo:  # before any work: a refusal must not come after hours of others
             _refuse_replacing(job, out, data[job.stem], model)
     if not todo:
-        return [], done
+        return [], done, {}
     predictor = load_model(model_path)
-    return [classify_slide(j, predictor, model, out, options, progress, data[j.stem]) for j in todo], done
+    summaries, failed = [], {}
+    for job in todo:  # one bad slide must not cost the others: its reason is kept for the end
+        try:
+            summaries.append(classify_slide(job, predictor, model, out, options, progress, data[job.stem]))
+        except MitobenchError as exc:
+            if len(jobs) == 1:
+                raise
+            failed[job.stem] = f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message
+    return summaries, done, failed
