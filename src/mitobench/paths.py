@@ -32,10 +32,18 @@ def cache_dir() -> Path:
     """`MITOBENCH_CACHE`, else the per-user cache directory."""
     env = os.environ.get(CACHE_ENV)
     path = Path(env).expanduser() if env else Path(user_cache_dir("mitobench"))
+    where = f"${CACHE_ENV} ({path})" if env else str(path)
     if path.exists() and not path.is_dir():
-        where = f"${CACHE_ENV} ({path})" if env else str(path)
         raise StorageError(
             f"the cache folder {where} is a file, not a folder", f"set {CACHE_ENV} to a folder"
+        )
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"the cache folder {where} cannot be made or written ({existing} is not a writable folder)",
+            f"set {CACHE_ENV} to a writable folder",
         )
     return path
 

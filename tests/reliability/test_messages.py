@@ -160,3 +160,46 @@ def test_a_problem_in_your_csv_does_not_say_re_download(tmp_path: Path, cli) -> 
     assert code == 2
     _one_error(err, "line 3 has no label", "fix your CSV")
     assert "re-download" not in err
+
+
+def test_a_cache_variable_that_cannot_be_made_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mitobench.errors import StorageError
+    from mitobench.paths import cache_dir
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    monkeypatch.setenv("MITOBENCH_CACHE", str(a_file / "cache"))
+    with pytest.raises(StorageError) as err:
+        cache_dir()
+    assert "$MITOBENCH_CACHE" in err.value.message and "cannot be made or written" in err.value.message
+    assert "MITOBENCH_CACHE" in err.value.fix
+
+
+def test_a_run_from_a_newer_mitobench_says_newer_and_an_older_one_older() -> None:
+    from mitobench.errors import ConfigError
+    from mitobench.train.config import train_config
+    from mitobench.train.spec import saved_settings
+
+    spec = {"model": "tf_efficientnet_lite0"}
+    cfg = train_config("e2e", "cpu").model_dump(mode="json")
+    with pytest.raises(ConfigError) as newer:
+        saved_settings(spec, {**cfg, "a_knob_from_the_future": 1}, "run.json")
+    assert "a newer mitobench" in newer.value.message and "upgrade" in newer.value.fix
+    with pytest.raises(ConfigError) as older:
+        saved_settings(spec, {**cfg, "lr": "fast"}, "run.json")
+    assert "an older mitobench" in older.value.message
+
+
+def test_a_users_fold_column_may_name_folds_beyond_the_papers_five() -> None:
+    from mitobench.errors import ConfigError
+    from mitobench.train.spec import parse_spec
+
+    assert parse_spec(
+        {"model": "tf_efficientnet_lite0", "train_data": "lab=lab.csv", "folds": [5]}
+    ).folds == [5]
+    with pytest.raises(ConfigError, match="fold 5 does not exist"):
+        parse_spec({"model": "tf_efficientnet_lite0", "folds": [5]})
+    with pytest.raises(ConfigError, match="no fold selected"):
+        parse_spec({"model": "tf_efficientnet_lite0", "folds": []})

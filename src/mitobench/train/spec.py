@@ -58,7 +58,11 @@ def parse_spec(values: dict[str, Any]) -> RunSpec:
         raise ConfigError(
             f"invalid run settings: {first_error(exc)}", "fix the config or command-line options"
         ) from None
-    bad = [k for k in spec.folds if not 0 <= k < N_FOLDS]
+    if not spec.folds:
+        raise ConfigError("no fold selected", "name folds, e.g. --folds 0,1 (or leave it out for all)")
+    # the paper's split has folds 0..4; a user's fold column may have more (checked against it later)
+    top = N_FOLDS if spec.train_data == DEFAULT_TRAIN_DATA else None
+    bad = [k for k in spec.folds if k < 0 or (top is not None and k >= top)]
     if bad:
         raise ConfigError(f"fold {bad[0]} does not exist", f"folds are 0..{N_FOLDS - 1}")
     spec.resolved()
@@ -70,9 +74,13 @@ def saved_settings(spec: dict[str, Any], cfg: dict[str, Any], where: str) -> tup
     try:
         return RunSpec.model_validate(spec), TrainConfig.model_validate(cfg)
     except ValidationError as exc:
+        # settings this version does not know come from a newer one; missing or changed ones from an older
+        newer = any(e["type"] == "extra_forbidden" for e in exc.errors())
         raise ConfigError(
-            f"{where} was written by an older mitobench ({first_error(exc)})",
-            "retrain it with this version, or use the mitobench version that made it",
+            f"{where} was written by {'a newer' if newer else 'an older'} mitobench ({first_error(exc)})",
+            "upgrade mitobench to read it"
+            if newer
+            else "retrain it with this version, or use the mitobench version that made it",
         ) from None
 
 
