@@ -436,6 +436,12 @@ def train_cmd(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a training setting: KEY=VALUE.")
     ] = None,
+    allow_overlap: Annotated[
+        bool,
+        typer.Option(
+            help="Evaluate on a set that shares images with the training data (recorded in run.json)."
+        ),
+    ] = False,
     data_root: DataRoot = None,
 ) -> None:
     """Train a model on each fold of its training data and evaluate it (resumes if interrupted)."""
@@ -458,6 +464,7 @@ def train_cmd(
         "train_data": train_data,
         "eval_sets": eval_ or None,
         "weights": weights,
+        "allow_overlap": allow_overlap or None,
     }
     values.update({k: v for k, v in cli_values.items() if v is not None})
     if folds is not None:

@@ -113,3 +113,41 @@ def test_a_fold_of_one_class_is_refused_before_any_training(
     assert code == 2 and "fold 1's validation set holds no normal figure" in err and "Traceback" not in err, (
         err
     )
+
+
+def test_one_image_listed_twice_is_found_by_content(separable_root: Path, tmp_path: Path) -> None:
+    """Two spellings of one path, or two copies of one file: refused, naming both."""
+    import shutil
+
+    csv = _lab_csv(separable_root, tmp_path)
+    table = pd.read_csv(csv)
+    first = Path(table.loc[0, "path"])
+    copy = tmp_path / "copy.png"
+    shutil.copy(first, copy)
+    twice = pd.concat([table, pd.DataFrame({"path": [str(copy)], "label": [table.loc[0, "label"]],
+                                            "group": [table.loc[0, "group"]]})])  # fmt: skip
+    twice.to_csv(csv, index=False)
+    with pytest.raises(DataError, match=r"are the same image \(identical content\)") as err:
+        load_csv(csv)
+    assert str(first) in err.value.message and str(copy) in err.value.message
+
+
+def test_an_evaluation_set_overlapping_the_training_data_is_refused_unless_allowed(
+    separable_root: Path, tmp_path: Path, cli
+) -> None:
+    csv = _lab_csv(separable_root, tmp_path)
+    table = pd.read_csv(csv)
+    evals = tmp_path / "ev.csv"
+    table.iloc[:5].to_csv(evals, index=False)  # five training images in the evaluation set
+    args = ["train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
+            "--train-data", f"lab={csv}", "--eval", f"ev={evals}", "--data-root", separable_root,
+            "--out", tmp_path / "r", *TINY_ARGS]  # fmt: skip
+    code, _, err = cli(*args)
+    assert (
+        code == 2 and "ev/all shares 5 image(s) with the training data" in err and "--allow-overlap" in err
+    ), err
+    assert not (tmp_path / "r").exists()
+    code, _, err = cli(*args, "--allow-overlap")
+    assert code == 0, err
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["eval_overlap"] == {"ev/all": 5} and record["spec"]["allow_overlap"] is True

@@ -21,6 +21,26 @@ def unique_name(path: Path) -> str:
     return f"{path.stem if path.is_file() else path.name}-{digest}"
 
 
+def content_hashes(paths: list[str] | list[Path]) -> list[str]:
+    """sha256 of each file's bytes: the same image under two paths (or two copies) is one hash."""
+    return [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
+
+
+def require_unique_images(frame: pd.DataFrame, source: Path) -> None:
+    """Refuse a labelled dataset listing one image twice (two spellings of a path, or two copies
+    of one file): it would count twice, and could sit on both sides of a fold."""
+    hashes = pd.Series(content_hashes(list(frame["path"])), index=frame.index)
+    repeated = hashes[hashes.duplicated(keep=False)]
+    if not repeated.empty:
+        first = repeated[repeated == repeated.iloc[0]].index
+        a, b = (frame.loc[i, "id"] for i in first[:2])
+        raise DataError(
+            f"{source}: {a} and {b} are the same image (identical content); "
+            f"{len(repeated) - repeated.nunique()} repeat(s) in all",
+            "list each image once",
+        )
+
+
 def load_folder(root: Path, name: str | None = None) -> Dataset:
     """A folder with class sub-folders (Atypical/Normal, or 1/0); ids are paths relative to it."""
     rows = []
@@ -31,6 +51,7 @@ def load_folder(root: Path, name: str | None = None) -> Dataset:
         rows += [{"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label} for p in images]
     frame = pd.DataFrame(rows)
     frame["group"] = pd.NA
+    require_unique_images(frame, root)
     return Dataset(name or unique_name(root), "all", frame, source=str(root.resolve()))
 
 
@@ -87,4 +108,6 @@ def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -
             f"{path}: every row has the same label",
             "a labelled dataset needs both atypical and normal examples",
         )
+    if require_labels:
+        require_unique_images(out, path)
     return Dataset(name or unique_name(path), "all", out, source=str(path.resolve()))

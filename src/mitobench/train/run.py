@@ -13,6 +13,7 @@ import torch
 
 from mitobench import machine
 from mitobench.data.cache import ImageCache
+from mitobench.data.custom import content_hashes
 from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import load, load_present
 from mitobench.data.splits import fold_split, split_record, training_folds
@@ -56,7 +57,7 @@ def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
     return env
 
 
-_NOT_IDENTITY = ("folds", "train")
+_NOT_IDENTITY = ("folds", "train", "allow_overlap")
 """Which folds to train now is not part of a run's identity (the jobs of a grid add folds to one
 run), and the overrides are compared resolved, as the training settings they make."""
 
@@ -172,6 +173,16 @@ def _load(sets: list[Dataset], cache: ImageCache, progress: Progress) -> _Data:
     return _Data(images, labels, keys, shares)
 
 
+def _overlap(train_set: Dataset, evals: list[Dataset]) -> dict[str, int]:
+    """Per evaluation set, how many of its images are training images too (by content), checked
+    where a user's own data is involved (the released splits are disjoint)."""
+    if not train_set.source and not any(ds.source for ds in evals):
+        return {}
+    seen = set(content_hashes(train_set.paths))
+    counts = {ds.key: sum(h in seen for h in content_hashes(ds.paths)) for ds in evals}
+    return {k: n for k, n in counts.items() if n}
+
+
 def _check_fold_classes(name: str, folds: np.ndarray, labels: np.ndarray, wanted: list[int]) -> None:
     """Before any training: each wanted fold's validation and training sets hold both classes
     (a validation set of one class has no balanced accuracy to select an epoch by)."""
@@ -214,7 +225,17 @@ def train_run(
     _check_fold_classes(spec.train_data, folds, train_set.labels, spec.folds)
     fold_record = split_record(train_set, folds, how)
     evals, missing = load_present(spec.eval_sets, data_root)
+    overlap = _overlap(train_set, evals)
+    if overlap and not spec.allow_overlap:
+        key, n = next(iter(overlap.items()))
+        raise DataError(
+            f"{key} shares {n} image(s) with the training data {spec.train_data} (by content): "
+            "its figures would be scored by models that trained on them",
+            "evaluate on images the models never saw, or pass --allow-overlap (recorded in run.json)",
+        )
     _check_run_dir(run, spec, cfg, fold_record)
+    if overlap:
+        run.write_record({**run.read_record(), "eval_overlap": overlap})
     for ds in (train_set, *evals):
         if ds.source:  # a user's folder or CSV: its name must keep meaning that data
             run.claim_set(ds.key, ds.source, ds.fingerprint())

@@ -35,6 +35,8 @@ class RunSpec(BaseModel):
     """`paper`: the reference's folds on every scikit-learn; `sklearn`: the installed release's."""
     folds: list[int] = Field(default_factory=lambda: list(range(N_FOLDS)))
     eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
+    allow_overlap: bool = False
+    """Evaluate on a set that shares images with the training data (refused otherwise; recorded)."""
     weights: str | None = None
     """Local weight file or folder (hub layout); None uses the model's default source."""
     train: dict[str, Any] = Field(default_factory=dict)
