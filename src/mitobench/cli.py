@@ -714,7 +714,9 @@ def run_cmd(
 @app.command("report")
 def report_cmd(
     results: Annotated[Path, typer.Argument(help="A results directory made by `mitobench run`.")],
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, max=1_000_000, help="Bootstrap resamples for the 95% CIs (0: none).")
+    ] = 1000,
     data_root: DataRoot = None,
 ) -> None:
     """Tables (Markdown, CSV, LaTeX), plots and one self-contained HTML report."""
@@ -735,7 +737,9 @@ def raters_cmd(
             "--results", help="A results folder: score its models beside the experts, by agreement."
         ),
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, max=1_000_000, help="Bootstrap resamples for the 95% CIs (0: none).")
+    ] = 1000,
 ) -> None:
     """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD;
     with --results, each model by expert agreement and beside the experts."""

@@ -54,3 +54,10 @@ def test_user_text_in_square_brackets_survives_every_message(cli, tmp_path: Path
     code, _, err = cli("train", "--model", "tf_efficientnet_lite0", "--set", "augment=[{op: [b]hflip}",
                        "--out", tmp_path / "run", "--data-root", tmp_path)  # fmt: skip
     assert code == 2 and "[{op: [b]hflip}" in err.replace("\n", ""), err
+
+
+@pytest.mark.parametrize("command", ["report", "raters"])
+def test_a_negative_bootstrap_count_is_refused(cli, tmp_path: Path, command: str) -> None:
+    extra = [tmp_path] if command == "report" else ["--results", tmp_path]
+    code, _, err = cli(command, *extra, "--bootstrap", "-5")
+    assert code == 2 and "--bootstrap" in err and "Traceback" not in err, err

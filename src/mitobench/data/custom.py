@@ -51,8 +51,9 @@ def load_folder(root: Path, name: str | None = None) -> Dataset:
         rows += [{"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label} for p in images]
     frame = pd.DataFrame(rows)
     frame["group"] = pd.NA
-    require_unique_images(frame, root)
-    return Dataset(name or unique_name(root), "all", frame, source=str(root.resolve()))
+    dataset = Dataset(name or unique_name(root), "all", frame, source=str(root.resolve()))
+    require_unique_images(dataset.frame, root)  # after the Dataset's own checks (ids, labels)
+    return dataset
 
 
 def load_unlabelled_folder(root: Path) -> Dataset:
@@ -108,6 +109,7 @@ def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -
             f"{path}: every row has the same label",
             "a labelled dataset needs both atypical and normal examples",
         )
+    dataset = Dataset(name or unique_name(path), "all", out, source=str(path.resolve()))
     if require_labels:
-        require_unique_images(out, path)
-    return Dataset(name or unique_name(path), "all", out, source=str(path.resolve()))
+        require_unique_images(dataset.frame, path)  # after the Dataset's own checks (ids, labels)
+    return dataset
