@@ -478,7 +478,10 @@ def train_cmd(
     spec = parse_spec(values)
     run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
     require_folder(run_dir, "the run folder (--out)", "pass a folder to hold the run: --out DIR")
-    root = _root(data_root, fetch=True)
+    from mitobench.data.registry import DATASETS
+
+    released = any(k.split("/")[0] in DATASETS for k in [spec.train_data, *spec.eval_sets])
+    root = _root(data_root, fetch=released)  # your own data only: nothing to download
     with progress_for() as progress:
         result = train_run(spec, run_dir, root, progress)
     if result.skipped_sets:

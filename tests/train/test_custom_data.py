@@ -151,3 +151,24 @@ def test_an_evaluation_set_overlapping_the_training_data_is_refused_unless_allow
     assert code == 0, err
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert record["eval_overlap"] == {"ev/all": 5} and record["spec"]["allow_overlap"] is True
+
+
+def test_your_own_data_alone_never_triggers_a_download(
+    separable_root: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training and evaluation sets of your own and no data root: nothing is fetched."""
+    import mitobench.data.download as download_mod
+
+    csv = _lab_csv(separable_root, tmp_path)
+    table = pd.read_csv(csv)
+    held_out = table["group"].isin(sorted(table["group"].unique())[:2])
+    table[~held_out].to_csv(csv, index=False)
+    evals = tmp_path / "ev.csv"
+    table[held_out].to_csv(evals, index=False)
+    monkeypatch.setenv("MITOBENCH_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setattr(download_mod, "download", lambda *a, **k: pytest.fail("a download was started"))
+    code, _, err = cli(
+        "train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
+        "--train-data", f"lab={csv}", "--eval", f"ev={evals}", "--out", tmp_path / "r", *TINY_ARGS,
+    )  # fmt: skip
+    assert code == 0 and "fetching" not in err, err
