@@ -541,6 +541,7 @@ def predict_cmd(
         raise ConfigError(
             f"--out {out} is a folder", "pass the CSV file to write, e.g. --out predictions.csv"
         )
+    require_folder(out.parent, "the folder of --out", "pass a CSV path in a writable folder: --out FILE")
     predictor = load_model(source)
     # the models saw 128x128 patches: other sizes are resized to that (stack pages must be 128x128)
     dataset, images = patches_to_predict(inputs, PATCH_SIZE)

@@ -203,3 +203,17 @@ def test_a_users_fold_column_may_name_folds_beyond_the_papers_five() -> None:
         parse_spec({"model": "tf_efficientnet_lite0", "folds": [5]})
     with pytest.raises(ConfigError, match="no fold selected"):
         parse_spec({"model": "tf_efficientnet_lite0", "folds": []})
+
+
+def test_predict_to_a_folder_that_cannot_be_made_is_refused_before_any_work(
+    results: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mitobench.inference.bundle as bundle_mod
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    monkeypatch.setattr(bundle_mod, "load_model", lambda p: pytest.fail("the model was loaded"))
+    out = a_file / "p.csv"
+    code, _, err = cli("predict", results / "runs" / "resnet10t-e2e-cpu", tmp_path, "--out", out)
+    assert code == 2
+    _one_error(err, f"the folder of --out {a_file} is a file, not a folder")
