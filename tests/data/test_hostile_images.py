@@ -44,3 +44,22 @@ def test_a_stack_cut_in_half_is_one_message(tmp_path: Path) -> None:
     half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(DataError, match="not a readable TIFF stack, or cut short"):
         read_stack(half)
+
+
+def test_a_file_name_that_is_not_utf8_becomes_a_writable_id(tmp_path: Path) -> None:
+    """A name made on another system (bytes 0xff 0xfe): the id is escaped text, so the CSV and JSON
+    outputs can be written after the work instead of failing."""
+    import os
+
+    from mitobench.data.custom import load_unlabelled_folder
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    try:
+        with open(os.path.join(os.fsencode(folder), b"bad\xff\xfename.png"), "wb") as fh:
+            Image.new("RGB", (128, 128)).save(fh, "PNG")
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    ids = load_unlabelled_folder(folder).ids
+    assert ids == ["bad\\xff\\xfename.png"]
+    assert ids[0].encode("utf-8")  # writable anywhere

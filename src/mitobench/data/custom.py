@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,12 @@ from mitobench.data.upstream import read_csv
 from mitobench.errors import DataError
 
 CSV_FIX = "fix your CSV: columns path, label (Atypical/Normal or 1/0), optionally group, id, fold"
+
+
+def text_id(path: Path) -> str:
+    """A file name as an id that any CSV or JSON can hold: bytes that are not UTF-8 (a name made
+    on another system) are written as backslash escapes instead of failing after all the work."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 def unique_name(path: Path) -> str:
@@ -48,7 +55,9 @@ def load_folder(root: Path, name: str | None = None) -> Dataset:
         images = list_images(folder)
         if not images:
             raise DataError(f"{folder}: class folder holds no images", "add images or remove it")
-        rows += [{"id": str(p.relative_to(root)), "path": str(p.resolve()), "label": label} for p in images]
+        rows += [
+            {"id": text_id(p.relative_to(root)), "path": str(p.resolve()), "label": label} for p in images
+        ]
     frame = pd.DataFrame(rows)
     frame["group"] = pd.NA
     dataset = Dataset(name or unique_name(root), "all", frame, source=str(root.resolve()))
@@ -70,7 +79,7 @@ def load_unlabelled_folder(root: Path) -> Dataset:
     if not paths:
         raise DataError(f"{root}: no images found", "pass a folder holding .png/.jpg/.tif patches")
     frame = pd.DataFrame(
-        {"id": [str(p.relative_to(root)) for p in paths], "path": [str(p.resolve()) for p in paths]}
+        {"id": [text_id(p.relative_to(root)) for p in paths], "path": [str(p.resolve()) for p in paths]}
     )
     frame["label"] = -1
     frame["group"] = pd.NA

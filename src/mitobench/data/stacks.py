@@ -10,7 +10,7 @@ import pandas as pd
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from mitobench.data.cache import ImageCache
-from mitobench.data.custom import load_csv, load_unlabelled_folder
+from mitobench.data.custom import load_csv, load_unlabelled_folder, text_id
 from mitobench.data.dataset import Dataset
 from mitobench.data.images import FIX_OWN, bits_per_sample, bomb_fix, read_image
 from mitobench.errors import DataError
@@ -63,7 +63,7 @@ def read_stack(path: Path, page_size: tuple[int, int] | None = PAGE_SIZE) -> np.
 
 def stack_ids(path: Path, n: int) -> list[str]:
     """`name.tif#1` … `name.tif#n`: one id per page, in page order."""
-    return [f"{path.name}#{i + 1}" for i in range(n)]
+    return [f"{text_id(Path(path.name))}#{i + 1}" for i in range(n)]
 
 
 def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np.ndarray]:
