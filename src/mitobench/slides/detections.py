@@ -82,6 +82,14 @@ class Detections:
         return {"features_read": self.features, "detections": len(self.table), "skipped": self.unsupported}
 
 
+def _parse(model: type[_Strict], raw: object, where: str) -> Any:
+    """`raw` validated as `model`, or one message: `where` (the file and the item) and why."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise DataError(f"{where} ({first_error(exc)})", FIX) from None
+
+
 def read_detections(path: Path, mpp: float, skip_unsupported: bool = False) -> Detections:
     """The detections in `path` (format by content), coordinates in level-0 pixels.
 
@@ -144,12 +152,7 @@ def _from_midog(doc: dict[str, Any], path: Path, mpp: float) -> pd.DataFrame:
         raise DataError(f"{path}: `points` is not a list", FIX)
     rows = []
     for i, raw in enumerate(points):
-        try:
-            p = _MidogPoint.model_validate(raw)
-        except ValidationError as exc:
-            raise DataError(
-                f"{path}: point {i + 1} is not {{'point': [x_mm, y_mm, z], ...}} ({first_error(exc)})", FIX
-            ) from None
+        p = _parse(_MidogPoint, raw, f"{path}: point {i + 1} is not {{'point': [x_mm, y_mm, z], ...}}")
         px = 1000.0 / mpp
         rows.append(
             {"id": p.name or f"d{i + 1}", "x": p.point[0] * px, "y": p.point[1] * px, "score": p.probability}
@@ -172,12 +175,7 @@ def _from_geojson(doc: Any, path: Path, skip_unsupported: bool) -> Detections:
     rows: list[dict[str, Any]] = []
     unsupported: Counter[str] = Counter()
     for i, raw in enumerate(features):
-        try:
-            feature = _Feature.model_validate(raw)
-        except ValidationError as exc:
-            raise DataError(
-                f"{path}: feature {i + 1} is not a GeoJSON feature ({first_error(exc)})", FIX
-            ) from None
+        feature = _parse(_Feature, raw, f"{path}: feature {i + 1} is not a GeoJSON feature")
         props = feature.properties or {}
         fid = str(feature.id if feature.id is not None else props.get("name") or f"d{i + 1}")
         kind = str((feature.geometry or {}).get("type", "no geometry"))
@@ -212,12 +210,8 @@ def _score(props: dict[str, Any]) -> float | None:
 
 
 def _points(geometry: dict[str, Any], path: Path, i: int) -> list[tuple[float, float]]:
-    try:
-        shape = _GEOMETRY[geometry["type"]].model_validate(geometry)
-    except ValidationError as exc:
-        raise DataError(
-            f"{path}: feature {i + 1}'s {geometry['type']} has unusable coordinates ({first_error(exc)})", FIX
-        ) from None
+    kind = geometry["type"]
+    shape = _parse(_GEOMETRY[kind], geometry, f"{path}: feature {i + 1}'s {kind} has unusable coordinates")
     coords = shape.coordinates
     if isinstance(shape, _Point):
         return [(coords[0], coords[1])]
