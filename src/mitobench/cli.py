@@ -586,6 +586,9 @@ def slide_cmd(
         bool,
         typer.Option(help="Replace outputs in --out made from another slide, detections file or model."),
     ] = False,
+    force_mpp: Annotated[
+        bool, typer.Option(help="Use --mpp even where it contradicts the slide's own resolution metadata.")
+    ] = False,
     skip_unsupported: Annotated[
         bool,
         typer.Option(
@@ -597,7 +600,13 @@ def slide_cmd(
     from mitobench.slides.slide import SlideOptions, jobs_from, run_slides
 
     options = SlideOptions(
-        mpp, patch_mpp, tolerance, threshold, overwrite=overwrite, skip_unsupported=skip_unsupported
+        mpp,
+        patch_mpp,
+        tolerance,
+        threshold,
+        overwrite=overwrite,
+        skip_unsupported=skip_unsupported,
+        force_mpp=force_mpp,
     )
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)

@@ -269,3 +269,23 @@ def test_a_bad_slide_in_a_batch_does_not_stop_the_others(slide, trained_run, tmp
     assert code == 1 and "failed: broken:" in err and "not a slide OpenSlide can read" in err, err
     assert (tmp_path / "o" / "first.csv").is_file() and (tmp_path / "o" / "last.csv").is_file()
     assert not (tmp_path / "o" / "broken.csv").exists() and "Traceback" not in err
+
+
+def test_an_mpp_contradicting_the_slides_metadata_needs_force(slide, trained_run, tmp_path, cli) -> None:
+    """--mpp 0.5 on a 0.25 µm/px slide: refused naming both values; --force-mpp uses it, and the
+    summary says which resolution was used and where it came from."""
+    path, centres = slide
+    dets, out = _csv(tmp_path / "d.csv", centres[:2]), tmp_path / "o"
+    base = ("slide", path, "--detections", dets, "--model", trained_run, "--out", out)
+    code, _, err = cli(*base, "--mpp", "0.5")
+    assert code == 2 and "--mpp 0.5 contradicts the slide's own metadata (0.25 µm/px)" in err, err
+    assert "--force-mpp" in err and not out.exists()
+    code, _, err = cli(*base, "--mpp", "0.5", "--force-mpp")
+    assert code == 0, err
+    summary = json.loads((out / "slide.summary.json").read_text())
+    assert summary["mpp"] == 0.5 and summary["mpp_source"].startswith(
+        "--mpp (forced over the slide's metadata"
+    )
+    code, _, err = cli(*base, "--out", tmp_path / "o2")
+    assert code == 0, err
+    assert json.loads((tmp_path / "o2" / "slide.summary.json").read_text())["mpp_source"] == "slide metadata"

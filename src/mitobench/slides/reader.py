@@ -45,13 +45,14 @@ class SlideReader:
         patch_size: int = PATCH_SIZE,
         patch_mpp: float = PATCH_MPP,
         tolerance: float = MPP_TOLERANCE,
+        force_mpp: bool = False,
     ) -> None:
         self.path = path
         slide = self._open()
         self._local = threading.local()
         self._local.slide = slide
         self.width, self.height = slide.dimensions
-        self.mpp = mpp or self._metadata_mpp(slide)
+        self.mpp, self.mpp_source = self._resolution(slide, mpp, tolerance, force_mpp)
         self.patch_size = patch_size
         scale = patch_mpp / self.mpp
         self.resampled = abs(scale - 1) > tolerance
@@ -73,18 +74,38 @@ class SlideReader:
                 "use SVS, NDPI, MRXS, tiled TIFF or another OpenSlide format, or check the file is complete",
             ) from None
 
-    def _metadata_mpp(self, slide) -> float:
+    def _resolution(self, slide, given: float | None, tolerance: float, force: bool) -> tuple[float, str]:
+        """(level-0 µm/px, where it came from). A `--mpp` that contradicts the slide's own metadata
+        by more than `tolerance` is refused unless forced: one of the two is wrong, and the patches
+        would be cut at the wrong scale without a word."""
+        own = self._metadata_mpp(slide)
+        if given is None:
+            if own is None:
+                raise DataError(
+                    f"{self.path}: the slide has no resolution metadata (microns per pixel)",
+                    "pass --mpp with the slide's level-0 microns per pixel, e.g. --mpp 0.25",
+                )
+            return own, "slide metadata"
+        if own is None:
+            return given, "--mpp (the slide has no resolution metadata)"
+        if abs(given / own - 1) > tolerance and not force:
+            raise DataError(
+                f"{self.path}: --mpp {given} contradicts the slide's own metadata ({own:g} µm/px)",
+                "drop --mpp to use the slide's, or pass --force-mpp if the metadata is wrong",
+            )
+        forced = abs(given / own - 1) > tolerance
+        return (
+            given,
+            f"--mpp ({'forced over' if forced else 'agrees with'} the slide's metadata, {own:g} µm/px)",
+        )
+
+    def _metadata_mpp(self, slide) -> float | None:
         value = slide.properties.get("openslide.mpp-x")
         try:
             mpp = float(value) if value is not None else math.nan
         except ValueError:
             mpp = math.nan
-        if not mpp > 0:
-            raise DataError(
-                f"{self.path}: the slide has no resolution metadata (microns per pixel)",
-                "pass --mpp with the slide's level-0 microns per pixel, e.g. --mpp 0.25",
-            )
-        return mpp
+        return mpp if mpp > 0 and math.isfinite(mpp) else None
 
     @property
     def _slide(self):

@@ -41,6 +41,8 @@ class SlideOptions:
     """Replace outputs in `--out` made from another slide, detections file or model."""
     skip_unsupported: bool = False
     """Leave out (and count) GeoJSON features that are not points or shapes, instead of refusing."""
+    force_mpp: bool = False
+    """Use `mpp` even where it contradicts the slide's own resolution metadata."""
 
     def __post_init__(self) -> None:
         """Every number in range before any slide is opened (NaN and infinity refused)."""
@@ -106,7 +108,13 @@ def classify_slide(
 ) -> dict[str, Any]:
     """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary.
     `data`: the job's fingerprints, where the caller has them already."""
-    reader = SlideReader(job.slide, options.mpp, patch_mpp=options.patch_mpp, tolerance=options.tolerance)
+    reader = SlideReader(
+        job.slide,
+        options.mpp,
+        patch_mpp=options.patch_mpp,
+        tolerance=options.tolerance,
+        force_mpp=options.force_mpp,
+    )
     read = read_detections(job.detections, reader.mpp, options.skip_unsupported)
     threshold = predictor.threshold if options.threshold is None else options.threshold
     calls = classify_detections(reader, read.table, predictor, threshold, options.workers, progress)
@@ -114,6 +122,7 @@ def classify_slide(
         "slide": str(job.slide.resolve()),
         "detections_file": str(job.detections.resolve()),
         "mpp": reader.mpp,
+        "mpp_source": reader.mpp_source,
         "patch_mpp": options.patch_mpp if reader.resampled else reader.mpp,
         "resampled": reader.resampled,
         "model": model,
