@@ -258,3 +258,27 @@ def test_report_on_an_empty_or_foreign_store_says_so(cli, tmp_path: Path, store:
         needle = "written by another mitobench version"
     code, _, err = cli("report", results, "--data-root", tmp_path)
     assert code == 2 and needle in err.replace("\n", "") and "Traceback" not in err, err
+
+
+def test_an_intact_store_on_a_read_only_disk_is_not_called_broken(tmp_path: Path, monkeypatch) -> None:
+    """SQLite's 'attempt to write a readonly database' means the disk, not the store: the message
+    says so and does not advise rebuilding it."""
+    import sqlite3
+
+    from mitobench.errors import StorageError
+
+    store = ResultsStore(tmp_path)
+    real = sqlite3.connect
+
+    class ReadOnly(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "CREATE", "ALTER")):
+                raise sqlite3.OperationalError("attempt to write a readonly database")
+            return super().execute(sql, *args)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, **k, factory=ReadOnly))
+    with pytest.raises(StorageError) as err:
+        store.start(
+            "job", {"model": "m", "mode": "e2e", "preset": "cpu", "fold": 0, "spec": {}, "environment": {}}
+        )
+    assert "cannot be written here" in err.value.message and "move it aside" not in err.value.fix

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mitobench.errors import ConfigError
+from mitobench.errors import ConfigError, StorageError
 from mitobench.metrics.binary import compute
 from mitobench.paths import require_folder
 from mitobench.train.rundir import FoldDir, set_key
@@ -68,6 +68,13 @@ class ResultsStore:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).replace(
+                "read-only", "readonly"
+            ):
+                raise StorageError(  # an intact store on a read-only disk: nothing to rebuild
+                    f"{self.path}: cannot be written here ({exc})",
+                    "run where the results folder is writable, or copy the folder to a writable place",
+                ) from None
             raise self._unreadable(exc) from None
         finally:
             con.close()
