@@ -289,3 +289,39 @@ def test_an_mpp_contradicting_the_slides_metadata_needs_force(slide, trained_run
     code, _, err = cli(*base, "--out", tmp_path / "o2")
     assert code == 0, err
     assert json.loads((tmp_path / "o2" / "slide.summary.json").read_text())["mpp_source"] == "slide metadata"
+
+
+def test_two_processes_on_one_out_never_interleave_or_lose_a_file(slide, trained_run, tmp_path) -> None:
+    """Two `mitobench slide` on the same slides.csv and --out at once: every slide's three files
+    are there, complete and agreeing (atomic writes; the later process may skip finished slides)."""
+    import shutil
+    import subprocess
+    import sys
+
+    path, centres = slide
+    dets = _csv(tmp_path / "d.csv", centres[:6])
+    names = [f"s{i}" for i in range(3)]
+    for name in names:
+        shutil.copy(path, tmp_path / f"{name}.tif")
+    pairs = tmp_path / "slides.csv"
+    pd.DataFrame({"slide": [f"{n}.tif" for n in names], "detections": [dets.name] * 3}).to_csv(
+        pairs, index=False
+    )
+    cmd = [sys.executable, "-m", "mitobench.cli", "slide", str(pairs), "--model", str(trained_run),
+           "--out", str(tmp_path / "o")]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    out = tmp_path / "o"
+    assert sorted(f.name for f in out.iterdir()) == sorted(
+        f"{n}{ext}" for n in names for ext in (".csv", ".geojson", ".summary.json")
+    )  # no temporary file left behind
+    for name in names:
+        summary = json.loads((out / f"{name}.summary.json").read_text())
+        calls = _slide_probs(out, name)
+        geo = json.loads((out / f"{name}.geojson").read_text())
+        assert summary["detections"] == len(calls) == len(geo["features"]) == 6
+        assert summary["atypical"] == int((calls["class"] == "Atypical").sum())
