@@ -28,6 +28,14 @@ def resolve_data_root(data_root: str | Path | None) -> Path:
     return Path(data_root).expanduser() if data_root else default_data_root()
 
 
+def _first_existing(path: Path) -> Path:
+    """`path`, or the nearest of its parents that exists: where making it would start."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
 def cache_dir() -> Path:
     """`MITOBENCH_CACHE`, else the per-user cache directory."""
     env = os.environ.get(CACHE_ENV)
@@ -37,9 +45,7 @@ def cache_dir() -> Path:
         raise StorageError(
             f"the cache folder {where} is a file, not a folder", f"set {CACHE_ENV} to a folder"
         )
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _first_existing(path)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise StorageError(
             f"the cache folder {where} cannot be made or written ({existing} is not a writable folder)",
@@ -53,9 +59,7 @@ def require_folder(path: Path, what: str, fix: str) -> None:
     made or written (a read-only file system, no permission)."""
     if path.exists() and not path.is_dir():
         raise StorageError(f"{what} {path} is a file, not a folder", fix)
-    existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent  # nothing is created here: a refused command writes nothing
+    existing = _first_existing(path)  # nothing is created here: a refused command writes nothing
     if not existing.is_dir():
         raise StorageError(f"{what} {path} cannot be made: {existing} is a file", fix)
     if not os.access(existing, os.W_OK | os.X_OK):

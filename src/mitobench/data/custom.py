@@ -28,15 +28,11 @@ def unique_name(path: Path) -> str:
     return f"{path.stem if path.is_file() else path.name}-{digest}"
 
 
-def content_hashes(paths: list[str] | list[Path]) -> list[str]:
-    """sha256 of each file's bytes: the same image under two paths (or two copies) is one hash."""
-    return [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
-
-
-def require_unique_images(frame: pd.DataFrame, source: Path) -> None:
+def require_unique_images(dataset: Dataset, source: Path) -> None:
     """Refuse a labelled dataset listing one image twice (two spellings of a path, or two copies
     of one file): it would count twice, and could sit on both sides of a fold."""
-    hashes = pd.Series(content_hashes(list(frame["path"])), index=frame.index)
+    frame = dataset.frame
+    hashes = pd.Series(dataset.content_hashes, index=frame.index)
     repeated = hashes[hashes.duplicated(keep=False)]
     if not repeated.empty:
         first = repeated[repeated == repeated.iloc[0]].index
@@ -61,7 +57,7 @@ def load_folder(root: Path, name: str | None = None) -> Dataset:
     frame = pd.DataFrame(rows)
     frame["group"] = pd.NA
     dataset = Dataset(name or unique_name(root), "all", frame, source=str(root.resolve()))
-    require_unique_images(dataset.frame, root)  # after the Dataset's own checks (ids, labels)
+    require_unique_images(dataset, root)  # after the Dataset's own checks (ids, labels)
     return dataset
 
 
@@ -120,5 +116,5 @@ def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -
         )
     dataset = Dataset(name or unique_name(path), "all", out, source=str(path.resolve()))
     if require_labels:
-        require_unique_images(dataset.frame, path)  # after the Dataset's own checks (ids, labels)
+        require_unique_images(dataset, path)  # after the Dataset's own checks (ids, labels)
     return dataset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,12 @@ class Dataset:
     @property
     def paths(self) -> list[Path]:
         return [Path(p) for p in self.frame["path"]]
+
+    @cached_property
+    def content_hashes(self) -> list[str]:
+        """sha256 of each image file's bytes, in order, read once per dataset: the same image under
+        two paths (or two copies) is one hash (duplicate and train/eval overlap checks)."""
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in self.paths]
 
     @property
     def labels(self) -> np.ndarray:

@@ -112,7 +112,7 @@ def assemble(
     return mode.inference_model(encoder, ModeOptions(spec.lora, spec.probe)), base
 
 
-def _fold_folds(run: RunDir, folds: list[int] | None, complete: bool) -> list[int]:
+def _folds_to_load(run: RunDir, folds: list[int] | None, complete: bool) -> list[int]:
     """The folds to load: `folds` (each must be finished), else every finished one; with
     `complete`, a run with folds begun but unfinished is refused (a smaller ensemble is not it)."""
     finished = run.finished_folds()
@@ -124,9 +124,10 @@ def _fold_folds(run: RunDir, folds: list[int] | None, complete: bool) -> list[in
                 "name finished folds only: --folds " + ",".join(map(str, finished)),
             )
         return sorted(folds)
-    if complete and run.unfinished_folds():
+    unfinished = run.unfinished_folds() if complete else []
+    if unfinished:
         raise ConfigError(
-            f"{run.path}: fold(s) {run.unfinished_folds()} are not finished, so a bundle would hold a "
+            f"{run.path}: fold(s) {unfinished} are not finished, so a bundle would hold a "
             f"smaller ensemble than the run's",
             "finish the run (rerun its command), or export the finished ones on purpose: --folds "
             + ",".join(map(str, finished)),
@@ -150,7 +151,7 @@ def from_run(run_dir: Path, folds: list[int] | None = None, complete: bool = Fal
     finished one (`complete`: refuse a run with unfinished folds, as `export` does)."""
     run = RunDir(run_dir)
     spec, cfg = load_run_spec(run)
-    folds = _fold_folds(run, folds, complete)
+    folds = _folds_to_load(run, folds, complete)
     if not folds:
         raise ConfigError(f"{run_dir} has no finished fold", "train it first: mitobench train ... --out RUN")
     thresholds = {k: float(run.fold(k).read_done()["threshold"]) for k in folds}

@@ -86,14 +86,20 @@ def rater_analysis(
     return result, models
 
 
-def raters_for_results(results_dir: Path, data_root: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
-    """`mitobench raters --results DIR`: the analysis on every voted test set the store scored."""
+def _store_with_results(results_dir: Path) -> ResultsStore:
+    """The results store, refused when no job in it finished (an empty report is not a success)."""
     store = ResultsStore(results_dir)
     if not store.finished_jobs():
         raise ConfigError(
             f"{results_dir / STORE_FILE} holds no finished job: nothing to report",
             f"run a grid into it first: mitobench run CONFIG --results {results_dir}",
         )
+    return store
+
+
+def raters_for_results(results_dir: Path, data_root: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """`mitobench raters --results DIR`: the analysis on every voted test set the store scored."""
+    store = _store_with_results(results_dir)
     preds, metrics = store.predictions(), store.metrics()
     named = [
         k for k in sorted(preds["dataset"].unique()) if k.split("/")[0] in DATASETS and not k.endswith("/val")
@@ -109,12 +115,7 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
     """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html."""
     if not (results_dir / STORE_FILE).is_file():
         raise ConfigError(f"{results_dir} holds no results store", "run a grid first: mitobench run CONFIG")
-    store = ResultsStore(results_dir)
-    if not store.finished_jobs():
-        raise ConfigError(
-            f"{results_dir / STORE_FILE} holds no finished job: nothing to report",
-            f"run a grid into it first: mitobench run CONFIG --results {results_dir}",
-        )
+    store = _store_with_results(results_dir)
     preds, metrics = store.predictions(), store.metrics()
     folder = results_dir / "report"
     keys = sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))

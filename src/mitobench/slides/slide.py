@@ -18,7 +18,7 @@ from mitobench.progress import NullProgress, Progress
 from mitobench.slides.classify import classify_detections
 from mitobench.slides.detections import read_detections
 from mitobench.slides.outputs import summary, write_outputs
-from mitobench.slides.reader import MPP_TOLERANCE, PATCH_MPP, SlideReader
+from mitobench.slides.reader import MPP_TOLERANCE, PATCH_MPP, PATCH_SIZE, SlideReader
 
 MPP_RANGE = (0.01, 50.0)
 """Plausible microns per pixel: from beyond any scanner's 100x to a thumbnail."""
@@ -65,7 +65,7 @@ class SlideOptions:
         if self.mpp is not None and self.patch_mpp / self.mpp > MAX_SCALE:
             raise ConfigError(
                 f"--mpp {self.mpp}: a {self.patch_mpp} µm/px patch would cover "
-                f"{round(128 * self.patch_mpp / self.mpp)} level-0 pixels a side",
+                f"{round(PATCH_SIZE * self.patch_mpp / self.mpp)} level-0 pixels a side",
                 "check --mpp (level-0 microns per pixel, e.g. 0.25 at 40x)",
             )
 

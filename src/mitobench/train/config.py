@@ -153,6 +153,11 @@ class TrainConfig(BaseModel):
         return self._testing
 
     @property
+    def side(self) -> int:
+        """The input side the recipe trains at: `input_size`, else 224 (every packaged model's)."""
+        return self.input_size or 224
+
+    @property
     def eval_precision(self) -> Precision:
         """The precision of validation, test scoring and embeddings: `inference_precision` if set."""
         return self.inference_precision or self.precision

@@ -23,7 +23,7 @@ def recipe_plan(dev: torch.device | None = None) -> list[dict[str, Any]]:
     for preset in PRESETS:
         for mode in MODES:
             cfg = train_config(mode, preset)  # type: ignore[arg-type]
-            size = cfg.input_size or 224
+            size = cfg.side
             train = resolve(cfg.precision, dev, training=True, size=size)
             infer = resolve(cfg.eval_precision, dev)
             rows.append(

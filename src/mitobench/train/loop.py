@@ -73,7 +73,7 @@ def _choice(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inferen
         )
     if inference:
         return resolve(cfg.eval_precision, dev)
-    return resolve(cfg.precision, dev, training=True, size=cfg.input_size or 224)
+    return resolve(cfg.precision, dev, training=True, size=cfg.side)
 
 
 def _compute_dtype(

@@ -13,7 +13,6 @@ import torch
 
 from mitobench import machine
 from mitobench.data.cache import ImageCache
-from mitobench.data.custom import content_hashes
 from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import load, load_present
 from mitobench.data.splits import fold_split, split_record, training_folds
@@ -51,7 +50,7 @@ def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
     env: dict[str, Any] = {**machine.describe(), "device": str(dev), "machine": machine.label()}
     if cfg is not None:
         env["precision"] = {
-            "train": resolve(cfg.precision, dev, training=True, size=cfg.input_size or 224).record(),
+            "train": resolve(cfg.precision, dev, training=True, size=cfg.side).record(),
             "inference": resolve(cfg.eval_precision, dev).record(),
         }
     return env
@@ -178,8 +177,8 @@ def _overlap(train_set: Dataset, evals: list[Dataset]) -> dict[str, int]:
     where a user's own data is involved (the released splits are disjoint)."""
     if not train_set.source and not any(ds.source for ds in evals):
         return {}
-    seen = set(content_hashes(train_set.paths))
-    counts = {ds.key: sum(h in seen for h in content_hashes(ds.paths)) for ds in evals}
+    seen = set(train_set.content_hashes)  # read once per dataset (a user's set: at its load)
+    counts = {ds.key: sum(h in seen for h in ds.content_hashes) for ds in evals}
     return {k: n for k, n in counts.items() if n}
 
 
