@@ -344,6 +344,12 @@ def models_check(
         raise typer.Exit(1)
 
 
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    """A result already at --out is never replaced silently (checked before any work)."""
+    if out.is_file() and not overwrite:
+        raise ConfigError(f"--out {out} exists", "pass --overwrite to replace it, or choose another --out")
+
+
 def _parse_folds(text: str) -> list[int]:
     """`--folds 0,1,2` -> [0, 1, 2]."""
     try:
@@ -530,6 +536,7 @@ def predict_cmd(
         "predictions.csv"
     ),
     tta: Annotated[bool, typer.Option(help="Average over the 8 dihedral transforms.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Classify new patches with a run's fold ensemble (mean probability)."""
     from mitobench.data.stacks import patches_to_predict
@@ -542,6 +549,7 @@ def predict_cmd(
             f"--out {out} is a folder", "pass the CSV file to write, e.g. --out predictions.csv"
         )
     require_folder(out.parent, "the folder of --out", "pass a CSV path in a writable folder: --out FILE")
+    _refuse_existing(out, overwrite)
     predictor = load_model(source)
     # the models saw 128x128 patches: other sizes are resized to that (stack pages must be 128x128)
     dataset, images = patches_to_predict(inputs, PATCH_SIZE)
@@ -663,12 +671,14 @@ def export_cmd(
             help="Export only these finished folds, e.g. 0,1 (default: all; unfinished ones refuse)."
         ),
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
     from mitobench.inference.bundle import export_bundle
     from mitobench.inference.predictor import from_run
     from mitobench.train.rundir import find_run
 
+    _refuse_existing(out, overwrite)
     run = find_run(run)
     predictor = from_run(run, _parse_folds(folds) if folds else None, complete=True)
     export_bundle(predictor, out)

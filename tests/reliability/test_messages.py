@@ -84,7 +84,7 @@ def test_a_full_disk_is_one_message_and_keeps_the_old_file(
         monkeypatch.setattr(bundle, "save_file", full)
         target = tmp_path / "old.safetensors"
         target.write_bytes(b"previous bundle")
-        code, _, err = cli("export", run, "--out", target)
+        code, _, err = cli("export", run, "--out", target, "--overwrite")
         assert target.read_bytes() == b"previous bundle"
     elif where == "cache":
         monkeypatch.setattr(np, "save", full)
@@ -217,3 +217,18 @@ def test_predict_to_a_folder_that_cannot_be_made_is_refused_before_any_work(
     code, _, err = cli("predict", results / "runs" / "resnet10t-e2e-cpu", tmp_path, "--out", out)
     assert code == 2
     _one_error(err, f"the folder of --out {a_file} is a file, not a folder")
+
+
+@pytest.mark.parametrize("command", ["export", "predict"])
+def test_an_existing_output_is_never_replaced_silently(
+    command: str, results: Path, tmp_path: Path, cli
+) -> None:
+    run = results / "runs" / "resnet10t-e2e-cpu"
+    out = tmp_path / ("b.safetensors" if command == "export" else "p.csv")
+    out.write_bytes(b"an earlier result")
+    args = ["export", run] if command == "export" else ["predict", run, _patches(tmp_path)]
+    code, _, err = cli(*args, "--out", out)
+    assert code == 2 and out.read_bytes() == b"an earlier result"
+    _one_error(err, f"--out {out} exists", "--overwrite")
+    code, _, err = cli(*args, "--out", out, "--overwrite")
+    assert code == 0 and out.read_bytes() != b"an earlier result", err
