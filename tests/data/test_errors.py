@@ -129,3 +129,14 @@ def test_custom_folder_and_csv(tmp_path: Path) -> None:
     pd.DataFrame(rows).to_csv(tmp_path / "mine.csv", index=False)
     from_csv = load(str(tmp_path / "mine.csv"), tmp_path)
     assert (from_csv.labels == ds.labels).all() and from_csv.summary()["n_slides"] == 1
+
+
+@pytest.mark.parametrize("key", ["lab={missing}", "{missing}"])
+def test_a_missing_custom_dataset_says_the_path_not_unknown_dataset(tmp_path: Path, key: str) -> None:
+    from mitobench.data.registry import load
+
+    missing = tmp_path / "[b]gone.csv"
+    with pytest.raises(DataError) as err:
+        load(key.format(missing=missing), tmp_path)
+    assert f"{missing}: no such folder or CSV file" in err.value.message
+    assert "unknown dataset" not in err.value.message

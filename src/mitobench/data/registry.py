@@ -130,6 +130,13 @@ def load(key: str, data_root: Path) -> Dataset:
             return load_csv(path, name=given)
         if path.is_dir():
             return load_folder(path, name=given)
+        wanted = Path(rest if sep else key).expanduser()
+        if sep or wanted.suffix.lower() == ".csv" or len(wanted.parts) > 2:  # meant as a path
+            raise DataError(
+                f"{wanted}: no such folder or CSV file"
+                + (f" (for the dataset named {name!r})" if sep else ""),
+                "check the path: a folder of Atypical/ and Normal/ images, or a CSV with path and label",
+            )
     name, split = parse_key(key)
     spec = DATASETS[name]
     if not (data_root / spec.folder).is_dir():
