@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shlex
 import sys
@@ -105,7 +106,9 @@ def _main(
     threads: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Intra-op threads (default: $MITOBENCH_THREADS, else the cores this process may use)."
+            min=1,
+            max=1024,
+            help="Intra-op threads (default: $MITOBENCH_THREADS, else the cores this process may use).",
         ),
     ] = None,
 ) -> None:
@@ -344,8 +347,16 @@ def models_check(
         raise typer.Exit(1)
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
-    """A result already at --out is never replaced silently (checked before any work)."""
+def _check_out_file(out: Path, overwrite: bool, example: str) -> None:
+    """Before any work: --out must be a file the system can write, and a result already there is
+    never replaced silently."""
+    from mitobench.paths import TMP_NAME_EXTRA, require_short_enough
+
+    fix = f"pass a shorter path: --out {example}"
+    require_short_enough(out, "--out", fix, extra=TMP_NAME_EXTRA)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder", f"pass the file to write, e.g. --out {example}")
+    require_folder(out.parent, "the folder of --out", f"pass a path in a writable folder: --out {example}")
     if out.is_file() and not overwrite:
         raise ConfigError(f"--out {out} exists", "pass --overwrite to replace it, or choose another --out")
 
@@ -440,7 +451,10 @@ def train_cmd(
     config: Annotated[Path | None, typer.Option(help="YAML file with the run settings.")] = None,
     weights: Annotated[str | None, typer.Option(help="Local weight file or folder for the model.")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a training setting: KEY=VALUE.")
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a training setting: KEY=VALUE (also lora.r=16, probe.c_grid=[0.1, 1])."
+        ),
     ] = None,
     allow_overlap: Annotated[
         bool,
@@ -475,8 +489,12 @@ def train_cmd(
     values.update({k: v for k, v in cli_values.items() if v is not None})
     if folds is not None:
         values["folds"] = _parse_folds(folds)
-    if set_:
-        values["train"] = {**values.get("train", {}), **_parse_sets(set_)}  # type: ignore[dict-item]
+    sets = _parse_sets(set_)
+    for section in ("lora", "probe"):  # `--set lora.r=16` sets the run's LoRA, not a training knob
+        if section in sets:
+            values[section] = {**values.get(section, {}), **sets.pop(section)}  # type: ignore[dict-item]
+    if sets:
+        values["train"] = {**values.get("train", {}), **sets}  # type: ignore[dict-item]
     if "model" not in values:
         raise ConfigError(
             "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
@@ -544,12 +562,7 @@ def predict_cmd(
     from mitobench.paths import atomic_path
     from mitobench.train.batches import PATCH_SIZE
 
-    if out.is_dir():
-        raise ConfigError(
-            f"--out {out} is a folder", "pass the CSV file to write, e.g. --out predictions.csv"
-        )
-    require_folder(out.parent, "the folder of --out", "pass a CSV path in a writable folder: --out FILE")
-    _refuse_existing(out, overwrite)
+    _check_out_file(out, overwrite, "predictions.csv")
     predictor = load_model(source)
     # the models saw 128x128 patches: other sizes are resized to that (stack pages must be 128x128)
     dataset, images = patches_to_predict(inputs, PATCH_SIZE)
@@ -678,7 +691,7 @@ def export_cmd(
     from mitobench.inference.predictor import from_run
     from mitobench.train.rundir import find_run
 
-    _refuse_existing(out, overwrite)
+    _check_out_file(out, overwrite, "model.safetensors")
     run = find_run(run)
     predictor = from_run(run, _parse_folds(folds) if folds else None, complete=True)
     export_bundle(predictor, out)
@@ -707,6 +720,7 @@ def run_cmd(
 
     grid = load_grid(config)
     results_dir = results or Path("results") / grid.name
+    require_folder(results_dir, "the results folder (--results)", "pass a writable folder: --results DIR")
     root = _root(data_root, fetch=True)
     err_console.print(
         f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir} "
@@ -824,6 +838,15 @@ def main() -> None:
         if exc.fix:
             err_console.print(f"  [bold]fix:[/] {escape(exc.fix)}", highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a path too long for the system, met before a command could check it
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        name = escape(str(exc.filename or "a path"))
+        err_console.print(
+            f"[bold red]error:[/] {name}: the path is too long for this system", highlight=False
+        )
+        err_console.print("  [bold]fix:[/] use a shorter file or folder name", highlight=False)
+        sys.exit(2)
     except KeyboardInterrupt:  # outside a command
         _say_interrupted()
         sys.exit(130)

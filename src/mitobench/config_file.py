@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from mitobench.errors import ConfigError
+
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""Every config object: an unknown key is a typo, and NaN or infinity is never a setting."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 THREADS_ENV = "MITOBENCH_THREADS"
+MAX_THREADS = 1024
+"""More intra-op threads than any machine has cores: a typo that would only oversubscribe."""
 
 _ONEDNN_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 _BF16_ISA_WORDS = ("BF16", "AMX", "AVX10", "FP16")
@@ -196,11 +198,11 @@ def threads_wanted(requested: int | None = None) -> int:
                 requested = int(raw)
             except ValueError:
                 requested = 0
-            if requested < 1:
+            if not 1 <= requested <= MAX_THREADS:
                 from mitobench.errors import ConfigError
 
                 raise ConfigError(
-                    f"${THREADS_ENV}={raw!r} is not a positive number of threads",
+                    f"${THREADS_ENV}={raw!r} is not a number of threads from 1 to {MAX_THREADS}",
                     f"set {THREADS_ENV} to e.g. 2, or unset it to use every usable core",
                 )
     return requested or usable_cores()

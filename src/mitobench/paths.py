@@ -31,7 +31,7 @@ def resolve_data_root(data_root: str | Path | None) -> Path:
 def _first_existing(path: Path) -> Path:
     """`path`, or the nearest of its parents that exists: where making it would start."""
     existing = path.absolute()
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.exists(existing) and existing != existing.parent:  # never raises on long names
         existing = existing.parent
     return existing
 
@@ -54,9 +54,47 @@ def cache_dir() -> Path:
     return path
 
 
+TMP_NAME_EXTRA = 16
+"""What atomic_path's temporary name may add to a target's path (`.`, `.`, 8 random, `.tmp`);
+its name is cut so that it stays within any file system's name limit."""
+
+
+def require_short_enough(path: Path, what: str, fix: str, extra: int = 0) -> None:
+    """Refuse, before any work, a path the file system cannot hold: a name longer than the
+    folder allows (usually 255 bytes) or a path longer, with `extra` bytes still to be added,
+    than the system's limit; otherwise it would fail only when the result is written."""
+    existing = _first_existing(path)
+    folder = existing if existing.is_dir() else existing.parent
+    name_max = _pathconf(folder, "PC_NAME_MAX", 255)
+    path_max = _pathconf(folder, "PC_PATH_MAX", 4096)
+    full = path.absolute()
+    for part in full.parts:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            raise StorageError(
+                f"{what} {path}: a name of {size} bytes ({part[:30]}…), more than the {name_max}"
+                " this file system allows",
+                fix,
+            )
+    if len(os.fsencode(str(full))) + extra >= path_max:
+        raise StorageError(
+            f"{what} {path} is {len(os.fsencode(str(full)))} bytes long, more than the {path_max}"
+            " this system allows",
+            fix,
+        )
+
+
+def _pathconf(folder: Path, name: str, default: int) -> int:
+    try:
+        return int(os.pathconf(folder, name))
+    except (OSError, ValueError, AttributeError):  # not every platform or file system says
+        return default
+
+
 def require_folder(path: Path, what: str, fix: str) -> None:
     """Refuse, before any work, a path where a folder is wanted that is a file, or that cannot be
-    made or written (a read-only file system, no permission)."""
+    made or written (a read-only file system, no permission, a name too long)."""
+    require_short_enough(path, what, fix)
     if path.exists() and not path.is_dir():
         raise StorageError(f"{what} {path} is a file, not a folder", fix)
     existing = _first_existing(path)  # nothing is created here: a refused command writes nothing
@@ -86,7 +124,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise StorageError(f"{target} is a folder; a file was to be written there", "pass a file path")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        # the prefix is cut so a name near the file system's limit still has room for the suffix
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _storage_error(target, exc) from None
     os.close(fd)
@@ -106,6 +145,10 @@ def _storage_error(target: Path, exc: OSError) -> StorageError:
         return StorageError(
             f"no space left on the device writing {target} (the previous file, if any, is intact)",
             "free some space (or write somewhere else) and run the command again",
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return StorageError(
+            f"cannot write {target}: the name is too long", "choose a shorter file or folder name"
         )
     return StorageError(f"cannot write {target} ({exc.strerror or exc})", "check the folder's permissions")
 

@@ -232,3 +232,84 @@ def test_an_existing_output_is_never_replaced_silently(
     _one_error(err, f"--out {out} exists", "--overwrite")
     code, _, err = cli(*args, "--out", out, "--overwrite")
     assert code == 0 and out.read_bytes() != b"an earlier result", err
+
+
+LONG = "x" * 300  # more than any common file system's 255-byte name limit
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "train", "report", "run"])
+def test_an_output_path_too_long_for_the_file_system_is_refused_before_any_work(
+    command: str, results: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mitobench.inference.bundle as bundle_mod
+
+    monkeypatch.setattr(bundle_mod, "load_model", lambda p: pytest.fail("the model was loaded"))
+    run = results / "runs" / "resnet10t-e2e-cpu"
+    args = {
+        "predict": ["predict", run, _patches(tmp_path), "--out", tmp_path / f"{LONG}.csv"],
+        "export": ["export", run, "--out", tmp_path / LONG / "m.safetensors"],
+        "train": ["train", "--model", "resnet10t", "--out", tmp_path / LONG],
+        "report": ["report", tmp_path / LONG],
+        "run": ["run", "quick", "--results", tmp_path / LONG],
+    }[command]
+    code, _, err = cli(*args)
+    assert code == 2, err
+    _one_error(err, "this file system allows" if command != "report" else "too long")
+    assert not any(p.name.startswith("x") for p in tmp_path.iterdir())  # nothing was made
+
+
+def test_a_name_near_the_limit_is_still_written_atomically(tmp_path: Path) -> None:
+    """The temporary file beside the target must not need more name than the target itself."""
+    from mitobench.paths import atomic_write_text
+
+    target = tmp_path / ("n" * 250)
+    atomic_write_text(target, "complete")
+    assert target.read_text() == "complete" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ("lr=nan", "lr"),
+        ("weight_decay=inf", "weight_decay"),
+        ("min_lr=.inf", "min_lr"),
+        ("focal_gamma=-.inf", "focal_gamma"),
+        ("warmup_epochs=inf", "warmup_epochs"),
+        ("input_size=100000", "input_size"),
+        ("batch_size=1000000000", "batch_size"),
+        ("eval_batch_size=0", "eval_batch_size"),
+        ("seed=-1", "seed"),
+        ("input.std=[0, 1, 1]", "input.std"),
+        ("lora.r=0", "lora.r"),
+        ("lora.dropout=nan", "lora.dropout"),
+        ("probe.c_grid=[1, .inf]", "probe.c_grid"),
+    ],
+)
+def test_every_numeric_training_setting_is_range_checked(
+    setting: str, needle: str, tmp_path: Path, cli
+) -> None:
+    """NaN, infinity and sizes that could only exhaust memory are refused before any data is read."""
+    code, _, err = cli("train", "--model", "resnet10t", "--out", tmp_path / "r", "--set", setting)
+    assert code == 2, err
+    _one_error(err, needle)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "100000", "-3", "many"])
+def test_threads_from_the_option_or_the_environment_are_range_checked(
+    value: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = cli("--threads", value, "models", "list")
+    assert code == 2 and "--threads" in err and "Traceback" not in err, err
+    monkeypatch.setenv("MITOBENCH_THREADS", value)
+    code, _, err = cli("models", "list")
+    assert code == 2, err
+    _one_error(err, "MITOBENCH_THREADS", "from 1 to 1024")
+
+
+def test_a_grid_with_non_finite_resources_is_refused(tmp_path: Path, cli) -> None:
+    grid = tmp_path / "g.yaml"
+    grid.write_text("runs:\n  - model: resnet10t\nresources:\n  num_cpus: .nan\n")
+    code, _, err = cli("run", grid, "--results", tmp_path / "r")
+    assert code == 2, err
+    _one_error(err, "num_cpus")

@@ -325,3 +325,22 @@ def test_two_processes_on_one_out_never_interleave_or_lose_a_file(slide, trained
         geo = json.loads((out / f"{name}.geojson").read_text())
         assert summary["detections"] == len(calls) == len(geo["features"]) == 6
         assert summary["atypical"] == int((calls["class"] == "Atypical").sum())
+
+
+def test_a_slide_name_too_long_for_its_outputs_is_refused_before_any_work(
+    slide, trained_run, tmp_path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 245-byte slide name is legal, its `.summary.json` (258 bytes) is not: said up front."""
+    import shutil
+
+    import mitobench.slides.slide as slide_mod
+
+    path, centres = slide
+    long = tmp_path / ("s" * 245 + ".tif")
+    shutil.copy(path, long)
+    monkeypatch.setattr(slide_mod, "load_model", lambda p: pytest.fail("the model was loaded"))
+    code, _, err = cli("slide", long, "--detections", _csv(tmp_path / "d.csv", centres[:2]),
+                       "--model", trained_run, "--out", tmp_path / "o")  # fmt: skip
+    assert code == 2 and "Traceback" not in err, err
+    assert "258 bytes" in err and "this file system allows" in err and "shorter --out" in err, err
+    assert not (tmp_path / "o").exists()

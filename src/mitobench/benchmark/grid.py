@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from mitobench.config_file import first_error, line_of, packaged_names, packaged_yaml, read_yaml
+from mitobench.config_file import STRICT, first_error, line_of, packaged_names, packaged_yaml, read_yaml
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
@@ -17,7 +17,7 @@ from mitobench.train.spec import RunSpec, parse_spec
 
 
 class GridEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     model: str
     modes: list[Mode] = Field(default_factory=lambda: ["e2e"])
     train: dict[str, Any] = Field(default_factory=dict)
@@ -27,7 +27,7 @@ class GridEntry(BaseModel):
 class GridConfig(BaseModel):
     """The YAML of `mitobench run`; every field but `runs` has a default that follows the paper."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str = "benchmark"
     preset: str = "paper"
     train_data: str = DEFAULT_TRAIN_DATA

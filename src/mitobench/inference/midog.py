@@ -14,7 +14,7 @@ from pathlib import Path
 from mitobench.data.stacks import STACK_SUFFIXES, read_stack
 from mitobench.errors import ConfigError, DataError
 from mitobench.inference.bundle import load_model
-from mitobench.paths import atomic_write_text, require_folder
+from mitobench.paths import TMP_NAME_EXTRA, atomic_write_text, require_folder, require_short_enough
 from mitobench.progress import NullProgress, Progress
 
 INPUT = Path("/input")
@@ -53,6 +53,7 @@ def classify_stacks(
         )
     require_folder(output_dir, "the output folder (--output)", "pass a writable folder: --output DIR")
     target = output_dir / RESULT
+    require_short_enough(target, "the result file", "use a shorter --output folder", extra=TMP_NAME_EXTRA)
     if target.is_dir():
         raise DataError(f"{target} is a folder; the result file goes there", f"remove the folder {target}")
     predictor = load_model(model_path(model))

@@ -14,6 +14,7 @@ from mitobench.data.upstream import read_csv
 from mitobench.errors import ConfigError, DataError, MitobenchError
 from mitobench.inference.bundle import load_model, model_fingerprint
 from mitobench.inference.predictor import Predictor
+from mitobench.paths import TMP_NAME_EXTRA, require_short_enough
 from mitobench.progress import NullProgress, Progress
 from mitobench.slides.classify import classify_detections
 from mitobench.slides.detections import read_detections
@@ -231,6 +232,13 @@ def run_slides(
     the slides that failed with their reasons — a batch goes on past a bad slide)."""
     progress = progress or NullProgress()
     _require_inputs(jobs, model_path)
+    for job in jobs:  # the longest of the three outputs must fit the file system, before any work
+        require_short_enough(
+            out / f"{job.stem}.summary.json",
+            f"the output of {job.slide.name}:",
+            "use a shorter --out folder, or rename the slide",
+            extra=TMP_NAME_EXTRA,
+        )
     model = {"path": str(model_path.resolve()), "sha256": model_fingerprint(model_path)}
     data = {j.stem: j.fingerprints() for j in jobs}  # stems are unique (jobs_from)
     todo = [j for j in jobs if not _is_done(out / f"{j.stem}.summary.json", data[j.stem], model)]

@@ -27,7 +27,7 @@ _LOG_ADJUST = math.log(1e-6)
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Resize(_Step):

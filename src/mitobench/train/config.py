@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PositiveFloat, PrivateAttr, ValidationError
 
-from mitobench.config_file import first_error, packaged_yaml
+from mitobench.config_file import STRICT, first_error, packaged_yaml
 from mitobench.errors import ConfigError
 from mitobench.models.spec import InputTransform, Interpolation, ModelSpec, Pooling
 from mitobench.train.augment import (
@@ -28,10 +28,16 @@ MODES: tuple[str, ...] = get_args(Mode)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
+MAX_INPUT_SIZE = 1024
+"""Larger inputs than any pathology model uses: a typo (e.g. 2240) would only exhaust memory."""
+MAX_BATCH = 4096
+MAX_SEED = 2**31 - 1
+
+
 class LoraConfig(BaseModel):
     """LoRA through peft; defaults are the paper's (r=8, alpha=16, dropout 0.3, qkv/proj/fc1/fc2)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
@@ -42,7 +48,7 @@ class LoraConfig(BaseModel):
 class ProbeConfig(BaseModel):
     """Linear probing on frozen, cached embeddings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     method: Literal["torch", "sklearn"] = "torch"
     """`torch`: a linear head under the training protocol; `sklearn`: logistic regression."""
     c_grid: list[Annotated[float, Field(gt=0)]] = Field(
@@ -54,12 +60,12 @@ class ProbeConfig(BaseModel):
 class InputConfig(BaseModel):
     """The evaluation-time input transform; a field left None takes the model card's value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     crop_pct: float | None = Field(None, gt=0, le=1)
     """`input_size` / the side resized to before the centre crop (timm's crop_pct; 1: no crop)."""
     interpolation: Interpolation | None = None
     mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = None
 
 
 def _e2e_script_augment() -> list[Step]:
@@ -76,13 +82,13 @@ def _e2e_script_augment() -> list[Step]:
 class TrainConfig(BaseModel):
     """One fold's training recipe."""
 
-    model_config = ConfigDict(extra="forbid")
-    input_size: int | None = Field(224, ge=8)
+    model_config = STRICT
+    input_size: int | None = Field(224, ge=8, le=MAX_INPUT_SIZE)
     """Side of the network input; patches are resized from 128 px. None: the model's default."""
     input: InputConfig = Field(default_factory=InputConfig)
     pooling: Pooling | None = None
     """How the embedding is read (`cls`, `cls+mean`, `pooled`); None: the model card's."""
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     drop_last: bool = False
     """Skip each epoch's final partial batch (the reference runs it)."""
     optimizer: Literal["adam", "adamw"] = "adam"
@@ -132,10 +138,11 @@ class TrainConfig(BaseModel):
     notebooks scored under fp16 autocast (H-optimus-0/1 LoRA; the UNI, UNI2-h and Virchow probe
     heads), which is inert off CUDA; `--set test_precision=fp32` is the deliberate difference."""
     channels_last: bool = True
-    eval_batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(64, ge=1, le=MAX_BATCH)
     tta: bool = False
     """Also report test-time augmentation over the 8 dihedral transforms (labelled separately)."""
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=MAX_SEED)
+    """Fold k trains with seed + k; numpy and scikit-learn take seeds below 2**32."""
 
     _testing: bool = PrivateAttr(False)
 
@@ -181,7 +188,7 @@ class TrainConfig(BaseModel):
 class PresetFile(BaseModel):
     """A packaged preset: settings per mode, and (for `paper`) per model and mode."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str
     description: str
     modes: dict[Mode, dict[str, Any]]
@@ -221,7 +228,10 @@ def _validate(values: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid training settings: {first_error(exc)}", "fix the config") from None
+        raise ConfigError(
+            f"invalid training settings: {first_error(exc)}",
+            "correct that setting (--set KEY=VALUE or the config's `train:`; every one is in TrainConfig)",
+        ) from None
 
 
 def train_config(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from mitobench.config_file import first_error
+from mitobench.config_file import STRICT, first_error
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS, SplitName
 from mitobench.errors import ConfigError
@@ -25,7 +25,7 @@ from mitobench.train.rundir import DEFAULT_TRAIN_DATA, RunDir
 class RunSpec(BaseModel):
     """What to run; everything else comes from the preset. Saved as `run.json`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     model: str
     mode: Mode = "e2e"
     preset: PresetName = "paper"
