@@ -117,12 +117,12 @@ SHORT = {
 def check_recipes(args: argparse.Namespace, dev: torch.device) -> dict[str, Any]:
     """A few steps of every packaged preset x mode on the device: finite loss, a checkpoint."""
     from mitobench.models.builder import build
+    from mitobench.recipes.config import MODES, PRESETS, train_config
+    from mitobench.runs.rundir import FoldDir
     from mitobench.train.batches import EmbeddingBatches, ImageBatches
-    from mitobench.train.config import MODES, PRESETS, train_config
     from mitobench.train.embeddings import extract
-    from mitobench.train.loop import fit
+    from mitobench.train.loop import FitContext, fit
     from mitobench.train.modes import ModeOptions, get_mode
-    from mitobench.train.rundir import FoldDir
 
     images, labels = _patches(args.data_root, 16)
     rows = []
@@ -147,7 +147,7 @@ def check_recipes(args: argparse.Namespace, dev: torch.device) -> dict[str, Any]
                 else:
                     data = ImageBatches(images, labels, enc, cfg.augment, enc.spec.convolutional, dev)
                 fold = FoldDir(Path(tmp) / f"{preset}-{mode_name}", 0)
-                result = fit(model, data, data, cfg, fold, dev)
+                result = fit(model, FitContext(data, data, cfg, fold, dev))
                 loss = result.history[-1]["loss"]
                 rows.append(
                     {"preset": preset, "mode": mode_name, "model": model_name, "loss": loss,

@@ -146,12 +146,12 @@ class ProbeOurs(Measurement):
 
     def run(self, cfg: BenchConfig) -> dict[str, Any]:
         from mitobench.data.cache import ImageCache
+        from mitobench.recipes.config import train_config
+        from mitobench.runs.rundir import FoldDir
         from mitobench.train.batches import EmbeddingBatches
-        from mitobench.train.config import train_config
         from mitobench.train.embeddings import extract
-        from mitobench.train.loop import fit
+        from mitobench.train.loop import FitContext, fit
         from mitobench.train.model import Classifier
-        from mitobench.train.rundir import FoldDir
 
         train, folds = cfg.data()
         overrides = {"input_size": cfg.size, "max_epochs": cfg.head_epochs, "early_stopping_patience": None}
@@ -171,7 +171,8 @@ class ProbeOurs(Measurement):
                 fold = FoldDir(Path(tmp) / f"f{k}", k)
                 scores.append(
                     fit(
-                        Classifier(None, emb.shape[1]), train_b, val_b, recipe, fold, torch.device("cpu")
+                        Classifier(None, emb.shape[1]),
+                        FitContext(train_b, val_b, recipe, fold, torch.device("cpu")),
                     ).best_score
                 )
         end = time.perf_counter()
@@ -236,8 +237,8 @@ class TrainOurs(Measurement):
     name = "train/ours"
 
     def run(self, cfg: BenchConfig) -> dict[str, Any]:
+        from mitobench.recipes.config import train_config
         from mitobench.train.batches import ImageBatches
-        from mitobench.train.config import train_config
         from mitobench.train.losses import binary_loss
 
         train, _, images = cfg.images()
@@ -318,8 +319,8 @@ class InferOurs(Measurement):
     name = "infer/ours"
 
     def run(self, cfg: BenchConfig) -> dict[str, Any]:
+        from mitobench.recipes.config import train_config
         from mitobench.train.batches import ImageBatches
-        from mitobench.train.config import train_config
         from mitobench.train.loop import predict_probs
         from mitobench.train.model import Classifier
 

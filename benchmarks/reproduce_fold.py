@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from mitobench.data.splits import PAPER_FOLDS_SHA256
     from mitobench.errors import MitobenchError
     from mitobench.report.published import TOLERANCE, compare_fold, judge_reproduction
+    from mitobench.runs.spec import parse_spec
     from mitobench.train.run import environment, train_run
-    from mitobench.train.spec import parse_spec
 
     train: dict = dict(QUICK) if args.quick else ({"max_epochs": args.max_epochs} if args.max_epochs else {})
     started = time.perf_counter()

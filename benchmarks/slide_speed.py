@@ -44,8 +44,8 @@ def build_slide(data_root: Path, path: Path, grid: int) -> tuple[int, int]:
 
 
 def train_model(data_root: Path, run: Path, folds: int, steps: int) -> None:
+    from mitobench.runs.spec import parse_spec
     from mitobench.train.run import train_run
-    from mitobench.train.spec import parse_spec
 
     settings = {"max_epochs": 1, "epoch_size": 32 * steps, "eval_batch_size": 128}
     spec = parse_spec({"model": "tf_efficientnet_lite0", "mode": "e2e", "preset": "cpu",

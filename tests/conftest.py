@@ -181,8 +181,8 @@ def real_patches(real_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small trained run (EfficientNet-Lite0, two folds on separable synthetic data)."""
+    from mitobench.runs.spec import parse_spec
     from mitobench.train.run import train_run
-    from mitobench.train.spec import parse_spec
 
     root = tmp_path_factory.mktemp("sep")
     make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)

@@ -1,31 +1,56 @@
-"""The data's way through the packages only points down, and no module imports itself back.
+"""The imports of src/mitobench follow the diagram of docs/architecture.md, and no module imports
+itself back.
 
-Walks every import in src/mitobench (deferred ones inside functions included) and fails on an
-import from a higher layer or on any cycle between modules. docs/architecture.md draws the same
-layers.
+The allowed imports are read from the diagram itself (its mermaid block: node ids, arrows, and
+the modules each node's label names on its first line), so the picture and the rule cannot drift
+apart. Walks every import (deferred ones inside functions included) and fails on one the arrows
+do not allow, or on any cycle between modules.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+from functools import cache
 from pathlib import Path
 
 from tests.conftest import REPO
 
 SRC = REPO / "src" / "mitobench"
+DOC = REPO / "docs" / "architecture.md"
 
-LAYERS: list[set[str]] = [
-    {"mitobench", "errors", "paths", "progress", "config_file", "machine", "metrics", "reference", "configs"},
-    {"data"},
-    {"models"},
-    {"train"},
-    {"inference"},
-    {"evaluate", "slides"},
-    {"benchmark"},
-    {"report"},
-    {"console", "cli", "__main__"},
-]
-"""Lowest first: a package may import its own layer's leaves and anything below, never above."""
+_NODE = re.compile(r'(\w+)\["([^"]*)"\]')
+_EDGE = re.compile(r"(\w+)(?:\[\"[^\"]*\"\])?\s*-->\s*(\w+)")
+
+
+def parse_diagram(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """(module or package -> node id, node id -> the node ids it may import, transitively)."""
+    block = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    owner: dict[str, str] = {}
+    for node, label in _NODE.findall(block):
+        for token in re.split(r"[,\s]+", label.split("<br/>")[0]):
+            name = token.strip().rstrip("/").removesuffix(".py")
+            if name:
+                owner["mitobench" if name == "__init__" else name] = node
+    direct: dict[str, set[str]] = {n: set() for n in owner.values()}
+    for src, dst in _EDGE.findall(block):
+        direct.setdefault(src, set()).add(dst)
+        direct.setdefault(dst, set())
+    allowed = {}
+    for node in direct:
+        seen, todo = {node}, [node]
+        while todo:
+            for nxt in direct[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        allowed[node] = seen
+    return owner, allowed
+
+
+@cache
+def _diagram() -> tuple[dict[str, str], dict[str, set[str]]]:
+    return parse_diagram(DOC.read_text())
 
 
 def _module_name(path: Path) -> str:
@@ -62,20 +87,43 @@ def _graph() -> dict[str, set[str]]:
     }
 
 
-def _layer(module: str) -> int:
+def _node(module: str) -> str:
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else "mitobench"
-    for i, layer in enumerate(LAYERS):
-        if top in layer:
-            return i
-    raise AssertionError(f"{module}: package {top!r} is in no layer of tests/test_architecture.py")
+    owner, _ = _diagram()
+    if top == "__main__":
+        top = "cli"
+    assert top in owner, f"{module}: {top!r} is in no node of the diagram in docs/architecture.md"
+    return owner[top]
 
 
-def test_imports_point_only_down() -> None:
-    upward = [
-        f"{src} -> {dst}" for src, targets in _graph().items() for dst in targets if _layer(dst) > _layer(src)
+def test_imports_follow_the_diagram() -> None:
+    _, allowed = _diagram()
+    wrong = [
+        f"{src} -> {dst}"
+        for src, targets in _graph().items()
+        for dst in targets
+        if _node(dst) not in allowed[_node(src)]
     ]
-    assert not upward, "upward imports:\n" + "\n".join(sorted(upward))
+    assert not wrong, "imports the diagram does not allow:\n" + "\n".join(sorted(wrong))
+
+
+def test_every_package_is_drawn() -> None:
+    owner, _ = _diagram()
+    tops = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    tops |= {p.stem for p in SRC.glob("*.py") if p.stem not in {"__init__", "__main__"}}
+    assert tops - set(owner) == set(), f"not in the diagram: {sorted(tops - set(owner))}"
+
+
+def test_the_rule_read_from_the_diagram_catches_a_sideways_and_an_upward_import() -> None:
+    """The parser itself: evaluate may not import slides (siblings), train may not import
+    inference (up), report may import data (down, transitively)."""
+    owner, allowed = _diagram()
+    assert owner["console"] == "cli" and owner["metrics"] == owner["errors"] == "leaves"
+    assert "slides" not in allowed["evaluate"] and "inference" not in allowed["train"]
+    assert {"data", "leaves", "runs"} <= allowed["report"] and "cli" not in allowed["report"]
+    toy_owner, toy_allowed = parse_diagram('```mermaid\na["a.py<br/>x"] --> b\nb["b/, c.py"]\n```')
+    assert toy_owner == {"a": "a", "b": "b", "c": "b"} and toy_allowed == {"a": {"a", "b"}, "b": {"b"}}
 
 
 def test_no_import_cycles() -> None:

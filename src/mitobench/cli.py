@@ -465,9 +465,9 @@ def train_cmd(
     data_root: DataRoot = None,
 ) -> None:
     """Train a model on each fold of its training data and evaluate it (resumes if interrupted)."""
+    from mitobench.runs.rundir import run_name
+    from mitobench.runs.spec import parse_spec
     from mitobench.train.run import train_run
-    from mitobench.train.rundir import run_name
-    from mitobench.train.spec import parse_spec
 
     values: dict[str, object] = {}
     if config is not None:
@@ -529,8 +529,8 @@ def evaluate_cmd(
 ) -> None:
     """Show a run's metrics; with --dataset, score its fold models on more labelled data first."""
     from mitobench.evaluate.evaluate_run import evaluate_run
-    from mitobench.train.rundir import RunDir
-    from mitobench.train.spec import load_run_spec
+    from mitobench.runs.rundir import RunDir
+    from mitobench.runs.spec import load_run_spec
 
     load_run_spec(RunDir(run))
     if dataset:
@@ -689,7 +689,7 @@ def export_cmd(
     """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
     from mitobench.inference.bundle import export_bundle
     from mitobench.inference.predictor import from_run
-    from mitobench.train.rundir import find_run
+    from mitobench.runs.rundir import find_run
 
     _check_out_file(out, overwrite, "model.safetensors")
     run = find_run(run)

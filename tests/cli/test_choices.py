@@ -7,7 +7,7 @@ from typing import get_args
 import mitobench.cli as cli_module
 from mitobench.benchmark.executors import Executor
 from mitobench.data.splits import SPLITS
-from mitobench.train.config import PRESETS, Mode
+from mitobench.recipes.config import PRESETS, Mode
 from mitobench.train.modes import MODES
 
 

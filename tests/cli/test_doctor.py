@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mitobench.train.config import MODES, PRESETS
+from mitobench.recipes.config import MODES, PRESETS
 
 
 def test_doctor_json_names_the_machine_and_every_recipe(cli, tmp_path) -> None:

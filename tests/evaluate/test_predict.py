@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mitobench.runs.spec import parse_spec
 from mitobench.train.run import train_run
-from mitobench.train.spec import parse_spec
 
 TINY = {"input_size": 32, "batch_size": 16, "max_epochs": 2, "lr": 3e-3, "precision": "fp32"}
 

@@ -16,7 +16,7 @@ from torchvision import transforms
 from mitobench.models.encoder import Encoder, default_path
 from mitobench.models.registry import get
 from mitobench.models.spec import InputTransform, Pooling
-from mitobench.train.config import train_config
+from mitobench.recipes.config import train_config
 from tests.reference_scripts import HUB_CFG, SCRIPT_OF, compose
 
 

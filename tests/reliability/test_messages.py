@@ -179,8 +179,8 @@ def test_a_cache_variable_that_cannot_be_made_names_the_variable(
 
 def test_a_run_from_a_newer_mitobench_says_newer_and_an_older_one_older() -> None:
     from mitobench.errors import ConfigError
-    from mitobench.train.config import train_config
-    from mitobench.train.spec import saved_settings
+    from mitobench.recipes.config import train_config
+    from mitobench.runs.spec import saved_settings
 
     spec = {"model": "tf_efficientnet_lite0"}
     cfg = train_config("e2e", "cpu").model_dump(mode="json")
@@ -194,7 +194,7 @@ def test_a_run_from_a_newer_mitobench_says_newer_and_an_older_one_older() -> Non
 
 def test_a_users_fold_column_may_name_folds_beyond_the_papers_five() -> None:
     from mitobench.errors import ConfigError
-    from mitobench.train.spec import parse_spec
+    from mitobench.runs.spec import parse_spec
 
     assert parse_spec(
         {"model": "tf_efficientnet_lite0", "train_data": "lab=lab.csv", "folds": [5]}

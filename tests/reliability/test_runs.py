@@ -17,7 +17,7 @@ from mitobench.benchmark.jobs import claim
 from mitobench.benchmark.runner import run_grid
 from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import ConfigError
-from mitobench.train.config import train_config
+from mitobench.recipes.config import train_config
 from tests.benchmark.test_runner import tiny_grid
 from tests.conftest import REPO, TINY_ARGS, make_atnorm
 

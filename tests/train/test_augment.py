@@ -12,6 +12,7 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TFv1
 
+from mitobench.recipes.config import train_config
 from mitobench.train.augment import (
     ColorJitter,
     Dihedral,
@@ -28,7 +29,6 @@ from mitobench.train.augment import (
     resized_crop_boxes,
     rotate,
 )
-from mitobench.train.config import train_config
 from tests.reference_scripts import SCRIPT_OF, compose, source
 
 LEVEL = 1 / 255

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mitobench.runs.spec import RunSpec, parse_spec
 from mitobench.train.run import train_run
-from mitobench.train.spec import RunSpec, parse_spec
 
 FAST = {"input_size": 32, "batch_size": 16, "eval_batch_size": 64, "precision": "fp32"}
 
@@ -184,11 +184,11 @@ def test_seeded_runs_are_reproducible(separable_root: Path, tmp_path: Path) -> N
 def test_each_epoch_runs_the_final_partial_batch_unless_dropped(
     tmp_path: Path, drop_last: bool, sizes: list[int]
 ) -> None:
+    from mitobench.recipes.config import train_config
+    from mitobench.runs.rundir import FoldDir
     from mitobench.train.batches import EmbeddingBatches
-    from mitobench.train.config import train_config
-    from mitobench.train.loop import fit
+    from mitobench.train.loop import FitContext, fit
     from mitobench.train.model import Classifier
-    from mitobench.train.rundir import FoldDir
 
     seen: list[int] = []
 
@@ -202,16 +202,16 @@ def test_each_epoch_runs_the_final_partial_batch_unless_dropped(
     train = Recording(rng.normal(size=(21, 4)).astype(np.float32), np.arange(21) % 2)
     val = EmbeddingBatches(rng.normal(size=(6, 4)).astype(np.float32), np.arange(6) % 2)
     cfg = train_config("probe", "paper", {"max_epochs": 1, "drop_last": drop_last})
-    fit(Classifier(None, 4), train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"))
+    fit(Classifier(None, 4), FitContext(train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu")))
     assert seen == sizes
 
 
 def _probe_fit(tmp_path: Path, targets: np.ndarray | None = None, stop: int | None = None, **settings):
+    from mitobench.recipes.config import train_config
+    from mitobench.runs.rundir import FoldDir
     from mitobench.train.batches import EmbeddingBatches
-    from mitobench.train.config import train_config
-    from mitobench.train.loop import fit
+    from mitobench.train.loop import FitContext, fit
     from mitobench.train.model import Classifier
-    from mitobench.train.rundir import FoldDir
 
     rng = np.random.default_rng(0)
     labels = np.arange(64) % 2
@@ -221,7 +221,8 @@ def _probe_fit(tmp_path: Path, targets: np.ndarray | None = None, stop: int | No
     cfg = train_config("probe", "cpu", {"max_epochs": 6, "batch_size": 16, "lr": 0.05, **settings})
     torch.manual_seed(0)
     model = Classifier(None, 4)
-    result = fit(model, train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"), stop_after_epochs=stop)
+    ctx = FitContext(train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"), stop_after_epochs=stop)
+    result = fit(model, ctx)
     return model, result
 
 
@@ -316,7 +317,7 @@ def test_test_sets_are_scored_in_the_test_precision_and_validation_is_not(
 def test_a_head_on_embeddings_is_scored_in_fp16_on_cuda_only_when_testing() -> None:
     """The UNI probe under `paper`: its head is validated in fp32 and tested under fp16 autocast on
     CUDA, as the upstream notebook; on a CPU the scripts' CUDA autocast is inert (fp32)."""
-    from mitobench.train.config import train_config
+    from mitobench.recipes.config import train_config
     from mitobench.train.loop import _choice
     from mitobench.train.model import Classifier
 

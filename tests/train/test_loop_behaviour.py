@@ -15,11 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mitobench.recipes.config import train_config
+from mitobench.runs.rundir import FoldDir
 from mitobench.train import loop
 from mitobench.train.batches import EmbeddingBatches
-from mitobench.train.config import train_config
 from mitobench.train.model import Classifier, trainable_state
-from mitobench.train.rundir import FoldDir
 
 
 class Recording(EmbeddingBatches):
@@ -58,7 +58,7 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, scores: list[float], model: Class
 
 def _fit(tmp_path: Path, model: Classifier, train, val, mode: str = "e2e", **settings) -> loop.FitResult:
     cfg = train_config(mode, "paper", settings)  # type: ignore[arg-type]
-    return loop.fit(model, train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu"))
+    return loop.fit(model, loop.FitContext(train, val, cfg, FoldDir(tmp_path, 0), torch.device("cpu")))
 
 
 def test_the_sampler_draws_both_classes_equally(tmp_path: Path) -> None:

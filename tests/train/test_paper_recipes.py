@@ -9,7 +9,7 @@ import torch
 
 from mitobench.models.registry import get, names
 from mitobench.models.spec import Pooling
-from mitobench.train.config import MODES, PRESETS, LoraConfig, preset, train_config
+from mitobench.recipes.config import MODES, PRESETS, LoraConfig, preset, train_config
 from mitobench.train.precision import autocast_dtype
 from tests.reference_scripts import SCRIPT_OF, assigned, calls, keyword, source
 

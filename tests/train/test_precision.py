@@ -149,7 +149,7 @@ def test_cpu_chunks_are_capped_by_pixels_and_gpu_chunks_are_not() -> None:
 
 
 def test_inference_can_run_at_another_precision_than_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mitobench.train.config import train_config
+    from mitobench.recipes.config import train_config
     from mitobench.train.loop import _compute_dtype
     from mitobench.train.model import Classifier
 
@@ -166,7 +166,7 @@ def test_inference_can_run_at_another_precision_than_training(monkeypatch: pytes
 
 
 def test_every_packaged_preset_but_paper_defaults_to_auto() -> None:
-    from mitobench.train.config import MODES, PRESETS, train_config
+    from mitobench.recipes.config import MODES, PRESETS, train_config
 
     for preset in PRESETS:
         for mode in MODES:

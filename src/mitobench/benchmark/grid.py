@@ -11,9 +11,9 @@ from mitobench.config_file import STRICT, first_error, line_of, packaged_names, 
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
-from mitobench.train.config import LoraConfig, Mode, ProbeConfig
-from mitobench.train.rundir import DEFAULT_TRAIN_DATA
-from mitobench.train.spec import RunSpec, parse_spec
+from mitobench.recipes.config import LoraConfig, Mode, ProbeConfig
+from mitobench.runs.rundir import DEFAULT_TRAIN_DATA
+from mitobench.runs.spec import RunSpec, parse_spec
 
 
 class GridEntry(BaseModel):

@@ -16,9 +16,9 @@ from typing import Any
 from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import MitobenchError
 from mitobench.progress import Progress
+from mitobench.runs.rundir import DEFAULT_TRAIN_DATA, FoldDir, RunDir, data_slug, run_name
+from mitobench.runs.spec import RunSpec
 from mitobench.train.run import environment, settings_changes, train_run
-from mitobench.train.rundir import DEFAULT_TRAIN_DATA, FoldDir, RunDir, data_slug, run_name
-from mitobench.train.spec import RunSpec
 
 Outcome = tuple[str, str | None]
 """(status, error): done, skipped (finished before), busy (another process holds it), failed or

@@ -14,7 +14,7 @@ from mitobench.benchmark.executors import Executor, JobContext, map_inprocess, m
 from mitobench.benchmark.grid import GridConfig
 from mitobench.benchmark.jobs import Job, run_dir_for
 from mitobench.progress import Progress
-from mitobench.train.rundir import RunDir
+from mitobench.runs.rundir import RunDir
 
 
 @dataclass

@@ -19,7 +19,7 @@ import pandas as pd
 from mitobench.errors import ConfigError, StorageError
 from mitobench.metrics.binary import compute
 from mitobench.paths import require_folder
-from mitobench.train.rundir import FoldDir, set_key
+from mitobench.runs.rundir import FoldDir, set_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -8,7 +8,7 @@ from mitobench.data.cache import ImageCache
 from mitobench.data.registry import load
 from mitobench.inference.predictor import from_run
 from mitobench.progress import Progress
-from mitobench.train.rundir import RunDir
+from mitobench.runs.rundir import RunDir
 
 
 def evaluate_run(

@@ -15,7 +15,7 @@ from mitobench.data.manifest import sha256_files
 from mitobench.errors import ConfigError
 from mitobench.inference.predictor import Predictor, assemble, from_run
 from mitobench.paths import atomic_path
-from mitobench.train.spec import saved_settings
+from mitobench.runs.spec import saved_settings
 
 BUNDLE_FORMAT = "mitobench-bundle/2"
 """2: the input transform and pooling follow the run's recipe (format 1 bundles are refused)."""

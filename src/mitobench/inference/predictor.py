@@ -20,14 +20,14 @@ from mitobench.errors import ConfigError
 from mitobench.models.builder import build
 from mitobench.models.encoder import Encoder
 from mitobench.progress import Progress
+from mitobench.recipes.config import Mode, TrainConfig
+from mitobench.runs.rundir import RunDir
+from mitobench.runs.spec import RunSpec, load_run_spec
 from mitobench.train.batches import ImageBatches
-from mitobench.train.config import Mode, TrainConfig
 from mitobench.train.loop import predict_probs
 from mitobench.train.model import Classifier, load_trainable_state
 from mitobench.train.modes import ModeOptions, get_mode
 from mitobench.train.precision import device
-from mitobench.train.rundir import RunDir
-from mitobench.train.spec import RunSpec, load_run_spec
 
 
 @dataclass

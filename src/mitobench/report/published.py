@@ -12,7 +12,7 @@ from io import StringIO
 import pandas as pd
 
 from mitobench.models.registry import all_specs
-from mitobench.train.rundir import DEFAULT_TRAIN_DATA
+from mitobench.runs.rundir import DEFAULT_TRAIN_DATA
 
 MODES = {"end-to-end": "e2e", "linear-probe": "probe", "lora": "lora"}
 DATASETS = {"AMi-Br": "amibr/test", "AtNorM-Br": "atnorm-br/test", "AtNorM-MD": "atnorm-md/test"}

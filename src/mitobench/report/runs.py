@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mitobench.train.rundir import DEFAULT_TRAIN_DATA
+from mitobench.runs.rundir import DEFAULT_TRAIN_DATA
 
 RUN_KEYS = ["model", "mode", "preset", "train_data"]
 """What tells two runs of a results store apart."""

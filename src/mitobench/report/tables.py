@@ -17,9 +17,9 @@ from mitobench.data.splits import N_FOLDS
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
+from mitobench.recipes.config import LoraConfig, ProbeConfig
 from mitobench.report.published import PAPER_PRESET, PAPER_TRAIN, published, published_per_fold
 from mitobench.report.runs import RUN_KEYS, run_sets
-from mitobench.train.config import LoraConfig, ProbeConfig
 
 
 def paper_conditions(jobs: pd.DataFrame, paper_sha: str) -> dict[tuple, str]:

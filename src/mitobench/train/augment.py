@@ -11,12 +11,23 @@ same name (tested against torchvision on PIL images, as the scripts ran them).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torchvision.transforms.v2 import functional as TF
+
+from mitobench.recipes.steps import (
+    ColorJitter,
+    Dihedral,
+    HedJitter,
+    HFlip,
+    RandomResizedCrop,
+    Resize,
+    Rotate,
+    Step,
+    VFlip,
+    _Step,
+)
 
 # Ruifrok & Johnston stain vectors (as in scikit-image's rgb_from_hed).
 _RGB_FROM_HED = torch.tensor(
@@ -24,88 +35,6 @@ _RGB_FROM_HED = torch.tensor(
 )
 _HED_FROM_RGB = torch.linalg.inv(_RGB_FROM_HED)
 _LOG_ADJUST = math.log(1e-6)
-
-
-class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Resize(_Step):
-    """torchvision `Resize(size)`: to `size` (None: the network's input size)."""
-
-    op: Literal["resize"] = "resize"
-    size: int | None = Field(None, ge=1)
-    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
-
-
-class HFlip(_Step):
-    """`RandomHorizontalFlip(p)`."""
-
-    op: Literal["hflip"] = "hflip"
-    p: float = Field(0.5, ge=0, le=1)
-
-
-class VFlip(_Step):
-    """`RandomVerticalFlip(p)`."""
-
-    op: Literal["vflip"] = "vflip"
-    p: float = Field(0.5, ge=0, le=1)
-
-
-class Dihedral(_Step):
-    """One of the 8 flips/rotations by 90° per image (mitoses have no orientation)."""
-
-    op: Literal["dihedral"] = "dihedral"
-
-
-class Rotate(_Step):
-    """`RandomRotation(degrees)` (nearest, black fill: torchvision's defaults), optionally with zoom."""
-
-    op: Literal["rotate"] = "rotate"
-    degrees: float = Field(ge=0, le=180)
-    interpolation: Literal["nearest", "bilinear"] = "nearest"
-    fill: Literal["zero", "reflect"] = "zero"
-    scale: tuple[float, float] | None = None
-    """Random zoom range, e.g. (0.9, 1.1); None keeps the scale."""
-
-
-class ColorJitter(_Step):
-    """`ColorJitter(brightness, contrast, saturation, hue)`: factors and a random order per image."""
-
-    op: Literal["color_jitter"] = "color_jitter"
-    brightness: float = Field(0.0, ge=0)
-    contrast: float = Field(0.0, ge=0)
-    saturation: float = Field(0.0, ge=0)
-    hue: float = Field(0.0, ge=0, le=0.5)
-
-
-class RandomResizedCrop(_Step):
-    """`RandomResizedCrop(size, scale, ratio)`: a random box resized to `size` (None: input size)."""
-
-    op: Literal["random_resized_crop"] = "random_resized_crop"
-    size: int | None = Field(None, ge=1)
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RandomResizedCrop:
-        if not (0 < self.scale[0] <= self.scale[1] <= 1 and 0 < self.ratio[0] <= self.ratio[1]):
-            raise ValueError("scale must satisfy 0 < low <= high <= 1, ratio 0 < low <= high")
-        return self
-
-
-class HedJitter(_Step):
-    """HED stain jitter (Tellez et al.): scale and shift of each stain's optical density by ±sigma."""
-
-    op: Literal["hed"] = "hed"
-    sigma: float = Field(ge=0, le=1)
-
-
-Step = Annotated[
-    Resize | HFlip | VFlip | Dihedral | Rotate | ColorJitter | RandomResizedCrop | HedJitter,
-    Field(discriminator="op"),
-]
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:

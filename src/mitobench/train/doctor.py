@@ -10,7 +10,7 @@ import torch
 
 from mitobench import machine
 from mitobench.paths import cache_dir, default_data_root
-from mitobench.train.config import MODES, PRESETS, train_config
+from mitobench.recipes.config import MODES, PRESETS, train_config
 from mitobench.train.modes import get_mode
 from mitobench.train.precision import device, inference_batch, resolve
 

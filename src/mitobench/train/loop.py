@@ -6,7 +6,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -19,12 +19,12 @@ from mitobench.metrics.binary import best_threshold, selection_score
 from mitobench.models.fusion import inference_copy
 from mitobench.paths import atomic_path
 from mitobench.progress import NullProgress, Progress
+from mitobench.recipes.config import ModeOptions, TrainConfig
+from mitobench.runs.rundir import FoldDir
 from mitobench.train.batches import ImageBatches
-from mitobench.train.config import TrainConfig
 from mitobench.train.losses import binary_loss
 from mitobench.train.model import Classifier, load_trainable_state, trainable_state
 from mitobench.train.precision import Choice, autocast, inference_batch, resolve
-from mitobench.train.rundir import FoldDir
 
 
 class Batches(Protocol):
@@ -186,161 +186,216 @@ def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.Grad
     scaler.update()
 
 
-def fit(
-    model: torch.nn.Module,
-    train: Batches,
-    val: Batches,
-    cfg: TrainConfig,
-    fold: FoldDir,
-    dev: torch.device,
-    progress: Progress | None = None,
-    stop_after_epochs: int | None = None,
-) -> FitResult:
-    """Train with the configured recipe, keeping the best epoch by validation score.
+@dataclass(frozen=True)
+class FitContext:
+    """Everything one fold's fit reads besides the model: its data, recipe, folder and device."""
 
-    State is written atomically after every epoch, so an interrupted fit resumes where it
-    stopped and ends identical to an uninterrupted one. `stop_after_epochs` ends this call
-    early (as an interruption would) and is for tests.
-    """
-    progress = progress or NullProgress()
-    fold.path.mkdir(parents=True, exist_ok=True)
-    if fold.is_fitted():
-        load_trainable_state(model, load_file(str(fold.best)))
-        return FitResult(**fold.read_fit())
-    seed_everything(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    labels = train.labels
-    n = len(labels)
-    epoch_size = cfg.epoch_size or n
-    bs = cfg.batch_size
-    steps = max(1, epoch_size // bs if cfg.drop_last else math.ceil(epoch_size / bs))
-    draws = steps * bs if cfg.drop_last else epoch_size  # the reference runs the partial batch
-    opt = _optimizer(model, cfg)
-    sched = _make_scheduler(opt, cfg, steps)
-    counts = np.bincount(labels, minlength=2).astype(np.float64)
-    sample_w = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
-    pos_weight = float(counts[0] / max(counts[1], 1)) if cfg.balance == "loss" else None
-    choice = _choice(model, cfg, dev)
-    dtype = choice.dtype
-    scaler = torch.amp.GradScaler(dev.type, enabled=choice.scaler)
-    used = {"train": choice.record(), "inference": _choice(model, cfg, dev, inference=True).record()}
-    ema = _ema(model, cfg)
-    targets = train.targets if train.targets is not None else labels
-    state = {
-        "epoch": 0,
-        "best_score": -math.inf,
-        "best_epoch": -1,
-        "epochs_without_improvement": 0,
-        "threshold": 0.5,
-        "history": [],
-    }
-    last = fold.last
-    if last.is_file():
-        saved = torch.load(last, map_location="cpu", weights_only=False)
-        load_trainable_state(model, saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        g.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
-        if saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        state = saved["state"]
-    run_epochs = 0
-    while state["epoch"] < cfg.max_epochs:
-        if stop_after_epochs is not None and run_epochs >= stop_after_epochs:
-            break
-        epoch = state["epoch"]
-        epoch_started = time.perf_counter()
-        model.train()
-        if cfg.balance == "sampler":
-            order = torch.multinomial(sample_w, draws, replacement=True, generator=g).numpy()
+    train: Batches
+    val: Batches
+    cfg: TrainConfig
+    fold: FoldDir
+    dev: torch.device
+    options: ModeOptions = field(default_factory=ModeOptions)
+    progress: Progress = field(default_factory=NullProgress)
+    stop_after_epochs: int | None = None
+    """End this call early, as an interruption would (for tests)."""
+
+
+@dataclass
+class FitState:
+    """Where a fit stands after an epoch; saved in `last.pt` (as a dict) so a fit resumes."""
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    epochs_without_improvement: int = 0
+    threshold: float = 0.5
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def finished(self, cfg: TrainConfig) -> bool:
+        return self.epoch >= cfg.max_epochs
+
+    def record(self, row: dict[str, float], score: float, threshold: float, cfg: TrainConfig) -> bool:
+        """Account for one epoch; True when it is the best so far (its weights are to be kept)."""
+        self.history.append(row)
+        self.epoch = int(row["epoch"])
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.threshold = score, self.epoch, threshold
+            self.epochs_without_improvement = 0
         else:
-            order = torch.randperm(n, generator=g).repeat(math.ceil(draws / n))[:draws].numpy()
-        progress.start(f"epoch {epoch + 1}/{cfg.max_epochs}", steps)
-        total_loss = 0.0
-        for s in range(steps):
+            self.epochs_without_improvement += 1
+        patience = cfg.early_stopping_patience
+        if patience is not None and self.epochs_without_improvement >= patience:
+            self.epoch = cfg.max_epochs  # early stop: the fit is finished
+        return improved
+
+    def result(self, precision: dict[str, object]) -> FitResult:
+        return FitResult(
+            best_epoch=self.best_epoch,
+            best_score=float(self.best_score),
+            threshold=float(self.threshold),
+            epochs_run=len(self.history),
+            history=self.history,
+            seconds=self.seconds,
+            precision=precision,
+        )
+
+
+@dataclass
+class _Session:
+    """The optimiser, schedule, random generator, EMA and loss scaler of one fit, and how they are
+    saved after each epoch and restored on resume."""
+
+    model: torch.nn.Module
+    ctx: FitContext
+    choice: Choice
+    opt: torch.optim.Optimizer = field(init=False)
+    sched: torch.optim.lr_scheduler.LRScheduler = field(init=False)
+    g: torch.Generator = field(init=False)
+    ema: AveragedModel | None = field(init=False)
+    scaler: torch.amp.GradScaler = field(init=False)
+    steps: int = field(init=False)
+    draws: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        cfg, n = self.ctx.cfg, len(self.ctx.train.labels)
+        epoch_size, bs = cfg.epoch_size or n, cfg.batch_size
+        self.steps = max(1, epoch_size // bs if cfg.drop_last else math.ceil(epoch_size / bs))
+        self.draws = self.steps * bs if cfg.drop_last else epoch_size  # the reference runs the partial batch
+        self.g = torch.Generator().manual_seed(cfg.seed)
+        self.opt = _optimizer(self.model, cfg)
+        self.sched = _make_scheduler(self.opt, cfg, self.steps)
+        self.ema = _ema(self.model, cfg)
+        self.scaler = torch.amp.GradScaler(self.ctx.dev.type, enabled=self.choice.scaler)
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """The weights a fold keeps and validates: the EMA's where there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def resume(self) -> FitState:
+        if not self.ctx.fold.last.is_file():
+            return FitState()
+        saved = torch.load(self.ctx.fold.last, map_location="cpu", weights_only=False)
+        load_trainable_state(self.model, saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        self.g.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+        if saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        return FitState(**saved["state"])
+
+    def checkpoint(self, state: FitState) -> None:
+        with atomic_path(self.ctx.fold.last) as tmp:
+            torch.save(
+                {
+                    "model": trainable_state(self.model),
+                    "optimizer": self.opt.state_dict(),
+                    "scheduler": self.sched.state_dict(),
+                    "generator": self.g.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "ema": self.ema.state_dict() if self.ema is not None else None,
+                    "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                    "state": asdict(state),
+                },
+                tmp,
+            )
+
+    def train_epoch(self, epoch: int) -> float:
+        """One epoch of optimiser steps; the mean training loss."""
+        ctx, cfg = self.ctx, self.ctx.cfg
+        labels = ctx.train.labels
+        targets = ctx.train.targets if ctx.train.targets is not None else labels
+        self.model.train()
+        order = _draw_order(labels, self.draws, cfg, self.g)
+        ctx.progress.start(f"epoch {epoch + 1}/{cfg.max_epochs}", self.steps)
+        total = 0.0
+        bs = cfg.batch_size
+        for s in range(self.steps):
             idx = order[s * bs : (s + 1) * bs]
-            x = train.get(idx, g).to(dev)
-            y = torch.from_numpy(targets[idx]).to(dev)
-            with autocast(dtype, dev):
-                logits = model(x)
-            loss = binary_loss(logits.float(), y, cfg, pos_weight)
+            x = ctx.train.get(idx, self.g).to(ctx.dev)
+            y = torch.from_numpy(targets[idx]).to(ctx.dev)
+            with autocast(self.choice.dtype, ctx.dev):
+                logits = self.model(x)
+            loss = binary_loss(logits.float(), y, cfg, _pos_weight(labels, cfg))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}",
                     "lower the learning rate, or use precision fp32 / bf16 instead of fp16",
                 )
-            _step(loss, opt, scaler)
+            _step(loss, self.opt, self.scaler)
             if cfg.schedule == "cosine":
-                sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            total_loss += float(loss.detach())
-            progress.advance()
-        progress.finish()
-        scored = ema.module if ema is not None else model  # the weights a fold keeps
-        probs = predict_probs(scored, val, cfg, dev, progress=progress, description="validating")
-        score, threshold = _score(val.labels, probs, cfg)
+                self.sched.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            total += float(loss.detach())
+            ctx.progress.advance()
+        ctx.progress.finish()
+        return total / self.steps
+
+
+def _draw_order(labels: np.ndarray, draws: int, cfg: TrainConfig, g: torch.Generator) -> np.ndarray:
+    """The epoch's sample order: class-balanced draws with replacement (the reference's
+    WeightedRandomSampler), or shuffled passes."""
+    if cfg.balance == "sampler":
+        counts = np.bincount(labels, minlength=2).astype(np.float64)
+        weights = torch.from_numpy((1.0 / np.maximum(counts, 1))[labels])
+        return torch.multinomial(weights, draws, replacement=True, generator=g).numpy()
+    n = len(labels)
+    return torch.randperm(n, generator=g).repeat(math.ceil(draws / n))[:draws].numpy()
+
+
+def _pos_weight(labels: np.ndarray, cfg: TrainConfig) -> float | None:
+    if cfg.balance != "loss":
+        return None
+    counts = np.bincount(labels, minlength=2)
+    return float(counts[0] / max(counts[1], 1))
+
+
+def fit(model: torch.nn.Module, ctx: FitContext) -> FitResult:
+    """Train with the configured recipe, keeping the best epoch by validation score.
+
+    State is written atomically after every epoch, so an interrupted fit resumes where it
+    stopped and ends identical to an uninterrupted one.
+    """
+    cfg, fold = ctx.cfg, ctx.fold
+    fold.path.mkdir(parents=True, exist_ok=True)
+    if fold.is_fitted():
+        load_trainable_state(model, load_file(str(fold.best)))
+        return FitResult(**fold.read_fit())
+    seed_everything(cfg.seed)
+    session = _Session(model, ctx, _choice(model, cfg, ctx.dev))
+    used = {
+        "train": session.choice.record(),
+        "inference": _choice(model, cfg, ctx.dev, inference=True).record(),
+    }
+    state = session.resume()
+    run_epochs = 0
+    while not state.finished(cfg):
+        if ctx.stop_after_epochs is not None and run_epochs >= ctx.stop_after_epochs:
+            return state.result(used)  # stopped early on request: resumable, not done
+        epoch, started = state.epoch, time.perf_counter()
+        loss = session.train_epoch(epoch)
+        probs = predict_probs(
+            session.kept, ctx.val, cfg, ctx.dev, progress=ctx.progress, description="validating"
+        )
+        score, threshold = _score(ctx.val.labels, probs, cfg)
         if cfg.schedule == "plateau":
-            sched.step(score)
-        state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "loss": total_loss / steps,
-                "val_score": score,
-                "lr": opt.param_groups[0]["lr"],
-            }
-        )
-        if score > state["best_score"]:
-            state.update(
-                best_score=score, best_epoch=epoch + 1, epochs_without_improvement=0, threshold=threshold
-            )
+            session.sched.step(score)
+        row = {"epoch": epoch + 1, "loss": loss, "val_score": score, "lr": session.opt.param_groups[0]["lr"]}
+        if state.record(row, score, threshold, cfg):
             with atomic_path(fold.best) as tmp:
-                save_file(trainable_state(scored), str(tmp))
-        else:
-            state["epochs_without_improvement"] += 1
-        state["epoch"] = epoch + 1
-        state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - epoch_started
+                save_file(trainable_state(session.kept), str(tmp))
+        state.seconds += time.perf_counter() - started
         run_epochs += 1
-        patience = cfg.early_stopping_patience
-        stop = patience is not None and state["epochs_without_improvement"] >= patience
-        if stop:
-            state["epoch"] = cfg.max_epochs
-        with atomic_path(last) as tmp:
-            torch.save(
-                {
-                    "model": trainable_state(model),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "generator": g.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "state": state,
-                },
-                tmp,
-            )
-    if state["epoch"] < cfg.max_epochs:  # stopped early on request: resumable, not done
-        return FitResult(
-            state["best_epoch"],
-            state["best_score"],
-            state["threshold"],
-            state["epoch"],
-            state["history"],
-            precision=used,
-        )
+        session.checkpoint(state)
     load_trainable_state(model, load_file(str(fold.best)))
-    result = FitResult(
-        best_epoch=state["best_epoch"],
-        best_score=float(state["best_score"]),
-        threshold=float(state["threshold"]),
-        epochs_run=len(state["history"]),
-        history=state["history"],
-        seconds=state.get("seconds", 0.0),
-        precision=used,
-    )
+    result = state.result(used)
     fold.write_fit(result.__dict__)
-    last.unlink(missing_ok=True)
+    fold.last.unlink(missing_ok=True)
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mitobench.train.config import TrainConfig
+from mitobench.recipes.config import TrainConfig
 
 
 def binary_loss(

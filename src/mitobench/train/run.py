@@ -20,18 +20,15 @@ from mitobench.errors import ConfigError, DataError
 from mitobench.models.builder import build
 from mitobench.models.encoder import Encoder
 from mitobench.progress import NullProgress, Progress
+from mitobench.recipes.config import TrainConfig
+from mitobench.runs.rundir import FoldDir, RunDir
+from mitobench.runs.spec import RunSpec
 from mitobench.train.batches import EmbeddingBatches, ImageBatches
-from mitobench.train.config import TrainConfig
 from mitobench.train.embeddings import EmbeddingCache
-from mitobench.train.loop import predict_probs, seed_everything
+from mitobench.train.loop import FitContext, predict_probs, seed_everything
 from mitobench.train.model import init_head
 from mitobench.train.modes import TrainingMode, get_mode
 from mitobench.train.precision import device, resolve
-from mitobench.train.rundir import FoldDir, RunDir
-from mitobench.train.spec import RunSpec
-
-VAL_SET = "amibr/val"
-"""Where each fold's validation predictions are filed (the fold's held-out training figures)."""
 
 
 @dataclass
@@ -312,9 +309,10 @@ class _FoldJob:
             model.to(memory_format=torch.channels_last)
         train_b = data.batches(train_set.key, tr_idx, encoder, cfg, dev, train=True)
         val_b = data.batches(train_set.key, va_idx, encoder, cfg, dev)
-        fitted = self.mode.fit(
-            model, train_b, val_b, cfg, self.fold, dev, self.spec.options, self.progress, stop_after_epochs
+        ctx = FitContext(
+            train_b, val_b, cfg, self.fold, dev, self.spec.options, self.progress, stop_after_epochs
         )
+        fitted = self.mode.fit(model, ctx)
         if not self.fold.is_fitted():
             return None
         val_ids = [train_set.ids[i] for i in va_idx]

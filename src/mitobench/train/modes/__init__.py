@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mitobench.errors import ConfigError
-from mitobench.train.modes.base import ModeOptions, TrainingMode
+from mitobench.recipes.config import ModeOptions
+from mitobench.train.modes.base import TrainingMode
 from mitobench.train.modes.e2e import EndToEnd
 from mitobench.train.modes.lora import Lora
 from mitobench.train.modes.probe import Probe

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
-
 from mitobench.models.encoder import Encoder
-from mitobench.progress import Progress
-from mitobench.train.batches import EmbeddingBatches, ImageBatches
-from mitobench.train.config import LoraConfig, ProbeConfig, TrainConfig
-from mitobench.train.loop import FitResult, fit
+from mitobench.recipes.config import ModeOptions
+from mitobench.train.loop import FitContext, FitResult, fit
 from mitobench.train.model import Classifier
-from mitobench.train.rundir import FoldDir
-
-
-@dataclass(frozen=True)
-class ModeOptions:
-    """The settings only some modes read."""
-
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 class TrainingMode(ABC):
@@ -42,17 +28,6 @@ class TrainingMode(ABC):
         """The model that scores images; a fold's saved tensors load into it."""
         return self.classifier(encoder, options)
 
-    def fit(
-        self,
-        model: Classifier,
-        train: ImageBatches | EmbeddingBatches,
-        val: ImageBatches | EmbeddingBatches,
-        cfg: TrainConfig,
-        fold: FoldDir,
-        dev: torch.device,
-        options: ModeOptions,
-        progress: Progress | None = None,
-        stop_after_epochs: int | None = None,
-    ) -> FitResult:
-        """Train one fold (resumable); the training loop unless the mode has its own."""
-        return fit(model, train, val, cfg, fold, dev, progress, stop_after_epochs)
+    def fit(self, model: Classifier, ctx: FitContext) -> FitResult:
+        """Train one fold (resumable): the training loop, unless the mode has its own."""
+        return fit(model, ctx)

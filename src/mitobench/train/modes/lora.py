@@ -8,7 +8,7 @@ from torch import nn
 
 from mitobench.errors import ConfigError
 from mitobench.models.encoder import Encoder
-from mitobench.train.config import LoraConfig
+from mitobench.recipes.config import LoraConfig
 from mitobench.train.model import Classifier
 from mitobench.train.modes.base import ModeOptions, TrainingMode
 

@@ -9,13 +9,10 @@ from safetensors.torch import save_file
 
 from mitobench.metrics.binary import best_threshold
 from mitobench.models.encoder import Encoder
-from mitobench.progress import Progress
-from mitobench.train.batches import EmbeddingBatches, ImageBatches
-from mitobench.train.config import TrainConfig
-from mitobench.train.loop import FitResult
+from mitobench.train.batches import EmbeddingBatches
+from mitobench.train.loop import FitContext, FitResult
 from mitobench.train.model import Classifier, trainable_state
 from mitobench.train.modes.base import ModeOptions, TrainingMode
-from mitobench.train.rundir import FoldDir
 from mitobench.train.sklearn_probe import fit_logistic
 
 
@@ -32,33 +29,18 @@ class Probe(TrainingMode):
             p.requires_grad_(False)
         return Classifier(encoder, encoder.embed_dim)
 
-    def fit(
-        self,
-        model: Classifier,
-        train: ImageBatches | EmbeddingBatches,
-        val: ImageBatches | EmbeddingBatches,
-        cfg: TrainConfig,
-        fold: FoldDir,
-        dev: torch.device,
-        options: ModeOptions,
-        progress: Progress | None = None,
-        stop_after_epochs: int | None = None,
-    ) -> FitResult:
-        if options.probe.method == "torch":
-            return super().fit(model, train, val, cfg, fold, dev, options, progress, stop_after_epochs)
-        assert isinstance(train, EmbeddingBatches) and isinstance(val, EmbeddingBatches)
-        return _fit_logistic(model, train, val, cfg, options, fold)
+    def fit(self, model: Classifier, ctx: FitContext) -> FitResult:
+        if ctx.options.probe.method == "torch":
+            return super().fit(model, ctx)
+        assert isinstance(ctx.train, EmbeddingBatches) and isinstance(ctx.val, EmbeddingBatches)
+        return _fit_logistic(model, ctx.train, ctx.val, ctx)
 
 
 def _fit_logistic(
-    model: Classifier,
-    train: EmbeddingBatches,
-    val: EmbeddingBatches,
-    cfg: TrainConfig,
-    options: ModeOptions,
-    fold: FoldDir,
+    model: Classifier, train: EmbeddingBatches, val: EmbeddingBatches, ctx: FitContext
 ) -> FitResult:
     """scikit-learn's logistic regression, C chosen on validation, written as the linear head."""
+    cfg, options, fold = ctx.cfg, ctx.options, ctx.fold
     started = time.perf_counter()
     weight, bias, c, auroc = fit_logistic(
         train.embeddings, train.labels, val.embeddings, val.labels, options.probe.c_grid, cfg.seed

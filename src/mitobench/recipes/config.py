@@ -1,11 +1,12 @@
 """Typed training configuration; every knob has a default that reproduces the paper.
 
-Presets are packaged YAML files (`train/presets/*.yaml`), validated when they are read: each
+Presets are packaged YAML files (`recipes/presets/*.yaml`), validated when they are read: each
 holds per-mode settings and, for `paper`, each reference script's own settings per model.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field, PositiveFloat, PrivateAttr, ValidationErr
 from mitobench.config_file import STRICT, first_error, packaged_yaml
 from mitobench.errors import ConfigError
 from mitobench.models.spec import InputTransform, Interpolation, ModelSpec, Pooling
-from mitobench.train.augment import (
+from mitobench.recipes.steps import (
     ColorJitter,
     HFlip,
     RandomResizedCrop,
@@ -55,6 +56,14 @@ class ProbeConfig(BaseModel):
         default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0], min_length=1
     )
     """Inverse regularisation strengths tried for `sklearn`, chosen on the fold's validation data."""
+
+
+@dataclass(frozen=True)
+class ModeOptions:
+    """The settings only some modes read."""
+
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 class InputConfig(BaseModel):
@@ -205,7 +214,7 @@ def preset(name: str) -> PresetFile:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
     try:
-        file = PresetFile.model_validate(packaged_yaml("mitobench.train", "presets", f"{name}.yaml"))
+        file = PresetFile.model_validate(packaged_yaml("mitobench.recipes", "presets", f"{name}.yaml"))
         for mode in MODES:
             _validate(_merge(file.modes.get(mode, {}), {}))
             for entry in file.models.values():

@@ -10,16 +10,16 @@ from mitobench.config_file import STRICT, first_error
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS, SplitName
 from mitobench.errors import ConfigError
-from mitobench.train.config import (
+from mitobench.recipes.config import (
     LoraConfig,
     Mode,
+    ModeOptions,
     PresetName,
     ProbeConfig,
     TrainConfig,
     train_config,
 )
-from mitobench.train.modes import ModeOptions
-from mitobench.train.rundir import DEFAULT_TRAIN_DATA, RunDir
+from mitobench.runs.rundir import DEFAULT_TRAIN_DATA, RunDir
 
 
 class RunSpec(BaseModel):

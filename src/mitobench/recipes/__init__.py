@@ -1,0 +1,1 @@
+"""Training recipes as data: `TrainConfig`, the packaged presets, augmentation steps (no torch)."""

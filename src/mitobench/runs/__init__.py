@@ -1,0 +1,2 @@
+"""The run record: a run directory's layout (`RunDir`) and settings (`RunSpec`), read without
+any training code."""
