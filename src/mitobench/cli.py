@@ -309,13 +309,13 @@ def models_list(as_json: JsonFlag = False) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["name"],
-            r["family"],
+            str(r["name"]),
+            str(r["family"]),
             str(r["embed_dim"]),
             "yes" if r["gated"] else "no",
             "yes" if r["offline"] else "no",
-            r["source"],
-            r["licence"],
+            str(r["source"]),
+            str(r["licence"]),
         )
     out_console.print(table)
 
@@ -390,7 +390,7 @@ def _parse_sets(values: list[str] | None) -> dict[str, object]:
         for part in parents:
             node = node.setdefault(part, {})  # type: ignore[assignment]
         try:
-            node[leaf] = yaml.safe_load(raw)  # type: ignore[index]
+            node[leaf] = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(
@@ -821,7 +821,7 @@ def raters_cmd(
             out_console.print(table)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Library warnings as one line each (no source line), user text escaped."""
     err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 

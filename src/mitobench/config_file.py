@@ -30,7 +30,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     "keep one of the two (YAML would silently use the last)",
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _mapping(text: str, where: str) -> dict[str, Any]:
@@ -54,7 +55,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def packaged_yaml(package: str, *parts: str) -> dict[str, Any]:
     """A YAML mapping shipped in the package: `packaged_yaml("mitobench", "configs", "quick.yaml")`."""
-    return _mapping(resources.files(package).joinpath(*parts).read_text(), "/".join((package, *parts)))
+    ref = resources.files(package)
+    for part in parts:  # one part per call: Python 3.10's Traversable takes one
+        ref = ref.joinpath(part)
+    return _mapping(ref.read_text(), "/".join((package, *parts)))
 
 
 def packaged_names(package: str, folder: str) -> list[str]:

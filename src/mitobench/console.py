@@ -11,6 +11,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -106,11 +107,11 @@ class RichProgress:
 
     def advance(self, n: int = 1) -> None:
         if self._task is not None:
-            self._progress.advance(self._task, n)
+            self._progress.advance(TaskID(self._task), n)
 
     def finish(self) -> None:
         if self._task is not None:
-            self._progress.remove_task(self._task)
+            self._progress.remove_task(TaskID(self._task))
             self._task = None
 
     def close(self) -> None:

@@ -113,7 +113,7 @@ def bf16_support(
     Native means the instructions exist: AVX-512 BF16 or AMX on x86, the BF16 extension on Arm.
     A cap (`ONEDNN_MAX_CPU_ISA=AVX2`) below those makes oneDNN emulate bf16, so it counts as none.
     """
-    env = os.environ if env is None else env
+    env = dict(os.environ) if env is None else env
     probes = probes or {}
     via = ""
     if probes.get("amx") or "amx_bf16" in flags:

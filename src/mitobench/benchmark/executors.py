@@ -44,7 +44,7 @@ def map_ray(jobs: list[Job], ctx: JobContext, address: str | None = None) -> lis
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     try:
         need = {"num_cpus": ctx.resources.get("num_cpus", 1), "num_gpus": ctx.resources.get("num_gpus", 0)}
-        task = ray.remote(**need)(run_job)
+        task = ray.remote(**need)(run_job)  # type: ignore[call-overload]
         root, data = ctx.results_dir.resolve(), ctx.data_root.resolve()
         return list(ray.get([task.remote(job, root, data, None, ctx.overrides) for job in jobs]))
     finally:

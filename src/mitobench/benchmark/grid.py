@@ -19,7 +19,7 @@ from mitobench.runs.spec import RunSpec, parse_spec
 class GridEntry(BaseModel):
     model_config = STRICT
     model: str
-    modes: list[Mode] = Field(default_factory=lambda: ["e2e"])
+    modes: list[Mode] = Field(default_factory=lambda: list[Mode](["e2e"]))
     train: dict[str, Any] = Field(default_factory=dict)
     """Overrides for this model only (on top of the grid's `train`)."""
 
@@ -40,7 +40,7 @@ class GridConfig(BaseModel):
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     weights: dict[str, str] = Field(default_factory=dict)
     """Model name -> local weight file or folder (offline clusters)."""
-    resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0})
+    resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1.0, "num_gpus": 0.0})
     """What one job needs from a Ray worker."""
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def sha256_files(paths: Iterable[Path]) -> str:
     h = hashlib.sha256()
     for path in paths:
         with open(path, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for chunk in iter(partial(fh.read, 1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
 
@@ -41,7 +42,7 @@ def dataset_files(data_root: Path, name: str) -> list[Path]:
 
 def shipped_manifest(name: str) -> dict[str, str] | None:
     """The packaged manifest of a dataset as {relative path: sha256}, or None if none ships."""
-    ref = resources.files("mitobench.data").joinpath(MANIFEST_DIR, f"{name}.sha256")
+    ref = resources.files("mitobench.data").joinpath(MANIFEST_DIR).joinpath(f"{name}.sha256")
     if not ref.is_file():
         return None
     entries = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ class Predictor:
     thresholds: dict[int, float]
     cfg: TrainConfig
     base_state: dict[str, torch.Tensor] | None
-    meta: dict[str, object]
+    meta: dict[str, Any]
 
     @property
     def threshold(self) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import (
     average_precision_score,
@@ -83,10 +85,10 @@ def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
     return best
 
 
-def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
     """Mean and sample standard deviation (ddof 1) over fold models; the paper printed np.std
     (ddof 0), which the report shows beside its published figures."""
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in METRICS:
         values = np.array([m[name] for m in per_fold], dtype=np.float64)
         out[name] = {

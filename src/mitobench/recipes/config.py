@@ -216,9 +216,9 @@ def preset(name: str) -> PresetFile:
     try:
         file = PresetFile.model_validate(packaged_yaml("mitobench.recipes", "presets", f"{name}.yaml"))
         for mode in MODES:
-            _validate(_merge(file.modes.get(mode, {}), {}))
+            _validate(_merge(file.modes.get(mode, {}), {}))  # type: ignore[call-overload]
             for entry in file.models.values():
-                _validate(_merge(file.modes.get(mode, {}), entry.get(mode, {})))
+                _validate(_merge(file.modes.get(mode, {}), entry.get(mode, {})))  # type: ignore[call-overload]
     except (ValidationError, ConfigError) as exc:  # a packaged file is wrong: a bug, say where
         raise RuntimeError(f"packaged preset {name!r} is invalid: {exc}") from None
     return file

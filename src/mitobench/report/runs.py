@@ -68,6 +68,6 @@ def run_sets(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str | None = N
             labels,
             wide.to_numpy().T,
             folds,
-            np.array([float(thresholds.loc[(*run, f)]) for f in folds]),
+            np.array([float(thresholds.loc[tuple([*run, f])]) for f in folds]),
             [str(s) for s in wide.index],
         )

@@ -54,7 +54,12 @@ class _MultiPolygon(_Strict):
     coordinates: Annotated[list[Annotated[list[Ring], Field(min_length=1)]], Field(min_length=1)]
 
 
-_GEOMETRY = {"Point": _Point, "MultiPoint": _MultiPoint, "Polygon": _Polygon, "MultiPolygon": _MultiPolygon}
+_GEOMETRY: dict[str, type[_Strict]] = {
+    "Point": _Point,
+    "MultiPoint": _MultiPoint,
+    "Polygon": _Polygon,
+    "MultiPolygon": _MultiPolygon,
+}
 
 
 class _Feature(_Strict):

@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -51,7 +52,7 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-    precision: dict[str, object] = field(default_factory=dict)
+    precision: dict[str, dict[str, object]] = field(default_factory=dict)
     """What `precision` and `inference_precision` became on this hardware, and why."""
 
 
@@ -131,9 +132,7 @@ def predict_probs(
     if isinstance(data, ImageBatches):
         batch = inference_batch(batch, data.input_size, dev)
     for code in codes:
-        chunks = batched_outputs(
-            model, n, lambda idx, c=code: data.get(idx, dihedral_code=c), batch, dtype, dev, progress
-        )
+        chunks = batched_outputs(model, n, partial(data.get, dihedral_code=code), batch, dtype, dev, progress)
         for idx, logits in chunks:
             out[idx] += torch.sigmoid(logits.float()).cpu().numpy()
     progress.finish()
@@ -231,7 +230,7 @@ class FitState:
             self.epoch = cfg.max_epochs  # early stop: the fit is finished
         return improved
 
-    def result(self, precision: dict[str, object]) -> FitResult:
+    def result(self, precision: dict[str, dict[str, object]]) -> FitResult:
         return FitResult(
             best_epoch=self.best_epoch,
             best_score=float(self.best_score),
@@ -386,7 +385,7 @@ def fit(model: torch.nn.Module, ctx: FitContext) -> FitResult:
         )
         score, threshold = _score(ctx.val.labels, probs, cfg)
         if cfg.schedule == "plateau":
-            session.sched.step(score)
+            session.sched.step(score)  # type: ignore[arg-type]  # ReduceLROnPlateau takes the metric
         row = {"epoch": epoch + 1, "loss": loss, "val_score": score, "lr": session.opt.param_groups[0]["lr"]}
         if state.record(row, score, threshold, cfg):
             with atomic_path(fold.best) as tmp:

@@ -312,7 +312,7 @@ class _FoldJob:
         ctx = FitContext(
             train_b, val_b, cfg, self.fold, dev, self.spec.options, self.progress, stop_after_epochs
         )
-        fitted = self.mode.fit(model, ctx)
+        fitted = self.mode.fit(model, ctx)  # type: ignore[arg-type]  # the mode's classifier
         if not self.fold.is_fitted():
             return None
         val_ids = [train_set.ids[i] for i in va_idx]
