@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mitobench.models import weights as wmod
 from mitobench.models.builder import build, create_network
 from mitobench.models.registry import get
+from mitobench.models.sources import resolve
 
 MILITARY_UNIFORM = 652  # ImageNet class of the classic Grace Hopper portrait
 
@@ -24,7 +24,7 @@ def hopper() -> torch.Tensor:
 @pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
 def test_imagenet_head_classifies_the_fixture(variant: str, hopper: torch.Tensor) -> None:
     spec = get(f"tf_efficientnet_{variant}")
-    net = create_network(spec, wmod.resolve(spec), num_classes=1000).eval()
+    net = create_network(spec, resolve(spec), num_classes=1000).eval()
     encoder = build(spec)  # for its transform
     with torch.inference_mode():
         probs = net(encoder.prepare(hopper)).softmax(-1)[0]

