@@ -6,11 +6,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from mitobench.benchmark.grid import GridConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MITOBENCH_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -176,6 +180,58 @@ def real_patches(real_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         Image.fromarray(rgb).save(folder / f"{i:02d}.png")
         arrays.append(rgb)
     return folder, arrays
+
+
+TINY_TRAIN = {
+    "input_size": 32,
+    "batch_size": 16,
+    "max_epochs": 2,
+    "lr": 3e-3,
+    "precision": "fp32",
+    "warmup_epochs": 0,
+}
+
+
+def tiny_grid(**extra: object) -> GridConfig:
+    """A grid small enough for a test: ResNet-10t e2e and probe on folds 0 and 1, 2 epochs."""
+    from mitobench.benchmark.grid import GridConfig
+
+    values = {
+        "name": "tiny",
+        "preset": "cpu",
+        "folds": [0, 1],
+        "train": TINY_TRAIN,
+        "runs": [{"model": "resnet10t", "modes": ["e2e", "probe"]}],
+        **extra,
+    }
+    return GridConfig.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(results folder, data root) of the tiny e2e grid, trained once per test session. The data
+    has AtNorM-MD expert votes and three atypical figures that look normal (errors for the
+    gallery). Tests that damage the results copy them first."""
+    from mitobench.benchmark.runner import run_grid
+
+    root = tmp_path_factory.mktemp("grid-data")
+    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
+    make_atnorm(root, "AtNorM-MD", n_atyp=10, n_norm=20, separable=True)
+    for n in (1, 2, 3):
+        write_png(root / "AtNorM-MD" / "Atypical" / f"{n}.png", separable_patch(False, 500 + n))
+    votes = pd.DataFrame({"Filename": [f"{i}.png" for i in range(1, 31)]})
+    for e in range(1, 6):
+        votes[f"Expert_{e}"] = ["Atypical" if (i <= 10) != (i % 7 == e) else "Normal" for i in range(1, 31)]
+    votes["Majority"] = ["Atypical" if i <= 10 else "Normal" for i in range(1, 31)]
+    votes.to_csv(root / "AtNorM-MD_expert_votes.csv", index=False)
+    out = tmp_path_factory.mktemp("grid-results")
+    run_grid(
+        tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}]),
+        out,
+        root,
+        job_overrides={"pretrained": False},
+    )
+    return out, root
 
 
 @pytest.fixture(scope="session")

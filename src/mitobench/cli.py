@@ -6,9 +6,10 @@ import errno
 import json
 import shlex
 import sys
+from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias, get_args
 
 import typer
 from rich.markup import escape
@@ -16,9 +17,12 @@ from rich.table import Table
 from rich.text import Text
 
 from mitobench import __version__
+from mitobench.benchmark.executors import Executor
 from mitobench.console import err_console, out_console, progress_for
+from mitobench.data.splits import SPLITS
 from mitobench.errors import ConfigError, MitobenchError
 from mitobench.paths import require_folder
+from mitobench.recipes.config import PRESETS, Mode
 
 app = typer.Typer(
     help="Benchmark models on atypical vs normal mitotic figure classification.",
@@ -42,29 +46,21 @@ DataRoot = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-class SplitChoice(str, Enum):
-    """Typed choices, so `--help` lists them (a test keeps them equal to the library's registries)."""
-
-    paper = "paper"
-    sklearn = "sklearn"
+def _choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """A typed choice read from a library registry, so `--help` lists exactly what it holds."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
-class ModeChoice(str, Enum):
-    e2e = "e2e"
-    probe = "probe"
-    lora = "lora"
-
-
-class PresetChoice(str, Enum):
-    paper = "paper"
-    cpu = "cpu"
-    cpu_best = "cpu-best"
-    gpu = "gpu"
-
-
-class ExecutorChoice(str, Enum):
-    inprocess = "inprocess"
-    ray = "ray"
+if TYPE_CHECKING:  # built at run time from the registries; to a type checker, plain enums
+    SplitChoice: TypeAlias = Enum
+    ModeChoice: TypeAlias = Enum
+    PresetChoice: TypeAlias = Enum
+    ExecutorChoice: TypeAlias = Enum
+else:
+    SplitChoice = _choices("SplitChoice", SPLITS)
+    ModeChoice = _choices("ModeChoice", get_args(Mode))
+    PresetChoice = _choices("PresetChoice", PRESETS)
+    ExecutorChoice = _choices("ExecutorChoice", [e.value for e in Executor])
 
 
 def _root(data_root: Path | None, fetch: bool = False) -> Path:
@@ -203,7 +199,7 @@ def data_folds(
             help="paper: the reference's folds (scikit-learn ≤ 1.7's splitter) on any scikit-learn; "
             "sklearn: what the installed scikit-learn's StratifiedGroupKFold returns."
         ),
-    ] = SplitChoice.paper,
+    ] = SplitChoice("paper"),
 ) -> None:
     """The 5 slide-grouped folds of the AMi-Br training split (0-based; fold k is the scripts' fold_{k+1})."""
     from mitobench.data.registry import load
@@ -709,7 +705,9 @@ def run_cmd(
         typer.Argument(help="A grid YAML file or a packaged config: paper, cpu, cpu-best, cpu-lite0, quick."),
     ],
     results: Annotated[Path | None, typer.Option(help="Results directory (default results/NAME).")] = None,
-    executor: Annotated[ExecutorChoice, typer.Option(help="Where the jobs run.")] = ExecutorChoice.inprocess,
+    executor: Annotated[ExecutorChoice, typer.Option(help="Where the jobs run.")] = ExecutorChoice(
+        "inprocess"
+    ),
     address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster.")] = None,
     report: Annotated[bool, typer.Option(help="Write the report when the grid is done.")] = True,
     data_root: DataRoot = None,

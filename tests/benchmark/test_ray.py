@@ -9,7 +9,7 @@ import pytest
 
 from mitobench.benchmark.runner import run_grid
 from mitobench.benchmark.store import ResultsStore
-from tests.benchmark.test_runner import tiny_grid
+from tests.conftest import tiny_grid
 
 ray = pytest.importorskip("ray")
 

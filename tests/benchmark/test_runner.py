@@ -14,30 +14,10 @@ import pytest
 import yaml
 
 from mitobench import machine
-from mitobench.benchmark.grid import GridConfig, load_grid
+from mitobench.benchmark.grid import load_grid
 from mitobench.benchmark.runner import run_grid
 from mitobench.benchmark.store import ResultsStore
-
-TINY_TRAIN = {
-    "input_size": 32,
-    "batch_size": 16,
-    "max_epochs": 2,
-    "lr": 3e-3,
-    "precision": "fp32",
-    "warmup_epochs": 0,
-}
-
-
-def tiny_grid(**extra: object) -> GridConfig:
-    values = {
-        "name": "tiny",
-        "preset": "cpu",
-        "folds": [0, 1],
-        "train": TINY_TRAIN,
-        "runs": [{"model": "resnet10t", "modes": ["e2e", "probe"]}],
-        **extra,
-    }
-    return GridConfig.model_validate(values)
+from tests.conftest import TINY_TRAIN, tiny_grid
 
 
 def test_grid_runs_every_job_once(separable_root: Path, tmp_path: Path) -> None:

@@ -9,18 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mitobench.runs.spec import parse_spec
-from mitobench.train.run import train_run
-
 TINY = {"input_size": 32, "batch_size": 16, "max_epochs": 2, "lr": 3e-3, "precision": "fp32"}
 
 
 @pytest.fixture
-def run_dir(separable_root: Path, tmp_path: Path) -> Path:
-    spec = parse_spec(
-        {"model": "tf_efficientnet_lite0", "mode": "e2e", "preset": "cpu", "folds": [0, 1], "train": TINY}
-    )
-    train_run(spec, tmp_path / "run", separable_root)
+def run_dir(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the session's tiny run (trained once per test session), free to change."""
+    shutil.copytree(trained_run, tmp_path / "run")
     return tmp_path / "run"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mitobench.benchmark.runner import run_grid
-from tests.benchmark.test_runner import tiny_grid
+from tests.conftest import tiny_grid
 
 
 def _patches(folder: Path) -> Path:
@@ -30,18 +30,10 @@ def _one_error(err: str, *needles: str) -> None:
     assert "fix:" in err
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny grid (two e2e folds) to break in different ways."""
-    from tests.conftest import make_amibr, make_atnorm
-
-    root = tmp_path_factory.mktemp("data")
-    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
-    make_atnorm(root, "AtNorM-MD", n_atyp=10, n_norm=20, separable=True)
-    out = tmp_path_factory.mktemp("results")
-    grid = tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}])
-    run_grid(grid, out, root, job_overrides={"pretrained": False})
-    return out
+@pytest.fixture
+def results(tiny_results: tuple[Path, Path]) -> Path:
+    """The session's tiny grid (two e2e folds); tests that break it copy it first."""
+    return tiny_results[0]
 
 
 def test_a_corrupt_results_store_says_how_to_rebuild_it(results: Path, tmp_path: Path, cli) -> None:

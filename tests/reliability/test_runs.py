@@ -18,8 +18,7 @@ from mitobench.benchmark.runner import run_grid
 from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import ConfigError
 from mitobench.recipes.config import train_config
-from tests.benchmark.test_runner import tiny_grid
-from tests.conftest import REPO, TINY_ARGS, make_atnorm
+from tests.conftest import REPO, TINY_ARGS, make_atnorm, tiny_grid
 
 
 def test_two_folders_named_alike_get_two_names(separable_root: Path, tmp_path: Path, cli) -> None:

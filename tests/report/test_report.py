@@ -12,28 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mitobench.benchmark.runner import run_grid
 from mitobench.report.build import build_report
-from tests.benchmark.test_runner import tiny_grid
-from tests.conftest import REPO, make_amibr, make_atnorm, separable_patch, write_png
+from tests.conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("data")
-    make_amibr(root, n_slides=10, per_slide=12, n_test_slides=3, separable=True)
-    make_atnorm(root, "AtNorM-MD", n_atyp=10, n_norm=20, separable=True)
-    for n in (1, 2, 3):  # atypical figures that look normal: errors for the gallery
-        write_png(root / "AtNorM-MD" / "Atypical" / f"{n}.png", separable_patch(False, 500 + n))
-    votes = pd.DataFrame({"Filename": [f"{i}.png" for i in range(1, 31)]})
-    for e in range(1, 6):
-        votes[f"Expert_{e}"] = ["Atypical" if (i <= 10) != (i % 7 == e) else "Normal" for i in range(1, 31)]
-    votes["Majority"] = ["Atypical" if i <= 10 else "Normal" for i in range(1, 31)]
-    votes.to_csv(root / "AtNorM-MD_expert_votes.csv", index=False)
-    out = tmp_path_factory.mktemp("results")
-    grid = tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}])
-    run_grid(grid, out, root, job_overrides={"pretrained": False})
-    return out, root
+@pytest.fixture
+def results(tiny_results: tuple[Path, Path]) -> tuple[Path, Path]:
+    return tiny_results
 
 
 def test_tables_have_ci_ensemble_and_paper_columns(results: tuple[Path, Path]) -> None:

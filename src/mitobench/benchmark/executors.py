@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mitobench.benchmark.jobs import Job, Outcome, run_job
 from mitobench.errors import ConfigError
 from mitobench.progress import Progress
+
+if TYPE_CHECKING:  # jobs train: imported when a grid runs, not when the CLI lists choices
+    from mitobench.benchmark.jobs import Job, Outcome
 
 
 class Executor(str, Enum):
@@ -30,6 +32,8 @@ class JobContext:
 
 
 def map_inprocess(jobs: list[Job], ctx: JobContext, progress: Progress | None = None) -> list[Outcome]:
+    from mitobench.benchmark.jobs import run_job
+
     return [run_job(job, ctx.results_dir, ctx.data_root, progress, ctx.overrides) for job in jobs]
 
 
@@ -44,6 +48,8 @@ def map_ray(jobs: list[Job], ctx: JobContext, address: str | None = None) -> lis
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     try:
         need = {"num_cpus": ctx.resources.get("num_cpus", 1), "num_gpus": ctx.resources.get("num_gpus", 0)}
+        from mitobench.benchmark.jobs import run_job
+
         task = ray.remote(**need)(run_job)  # type: ignore[call-overload]
         root, data = ctx.results_dir.resolve(), ctx.data_root.resolve()
         return list(ray.get([task.remote(job, root, data, None, ctx.overrides) for job in jobs]))

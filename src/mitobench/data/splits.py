@@ -16,8 +16,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from mitobench.data.dataset import Dataset
 from mitobench.errors import DataError
@@ -73,6 +71,8 @@ def _most_even_fold(per_fold: np.ndarray, y_cnt: np.ndarray, add: np.ndarray) ->
 
 
 def _installed_group_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    from sklearn.model_selection import StratifiedGroupKFold  # deferred: `mitobench --help` stays quick
+
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = np.full(len(labels), -1, dtype=np.int64)
     for k, (_, val_idx) in enumerate(splitter.split(np.arange(len(labels)), labels, groups)):
@@ -125,6 +125,8 @@ def training_folds(
             "give every row a group (slide), or none to split by figure",
         )
     _check_enough(dataset, np.arange(len(frame)), n_splits, "figures")
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds_ = np.empty(len(frame), dtype=np.int64)
     for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(frame)), dataset.labels)):
@@ -151,6 +153,8 @@ def folds_fingerprint(ids: Sequence[str], folds: np.ndarray) -> str:
 
 def split_record(dataset: Dataset, folds: np.ndarray, split: str) -> dict[str, str]:
     """What a run stores about its folds: the split's name, its hash, the scikit-learn in use."""
+    import sklearn
+
     return {"split": split, "sha256": folds_fingerprint(dataset.ids, folds), "sklearn": sklearn.__version__}
 
 
