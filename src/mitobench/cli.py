@@ -397,19 +397,11 @@ def _parse_sets(values: list[str] | None) -> dict[str, object]:
 
 
 def _print_summary(summary: dict[str, object], title: str) -> None:
-    from mitobench.report.summary import summary_rows
+    from mitobench.report.summary import summary_headers, summary_rows
 
     rows = summary_rows(summary)
     table = Table(title=Text(title))
-    headers = {
-        "dataset": "dataset",
-        "n": "n",
-        "folds": "folds",
-        "balanced_accuracy": "bal. acc (mean ± SD, ddof 1)",
-        "auroc": "AUROC (mean ± SD, ddof 1)",
-        "ensemble_bacc": "ensemble bal. acc",
-        "tta_bacc": "TTA bal. acc",
-    }
+    headers = summary_headers()
     for col in headers.values():
         table.add_column(col)
     for row in rows:

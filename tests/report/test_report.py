@@ -299,3 +299,31 @@ def test_the_published_figure_stands_only_beside_the_unchanged_protocol(
         assert shown["± is"] == "SD, ddof 1"
     else:
         assert row["paper_bacc_mean"] == 0.7474 and shown["± is"] == "SD, ddof 0 (as paper)"
+
+
+def test_a_metric_registered_once_reaches_the_report_and_the_run_summary(
+    results: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One entry in metrics' registry: a column with its CI in the report's tables, a column in a
+    run's summary; neither the report nor the CLI names it."""
+    from mitobench.metrics import binary
+    from mitobench.report.summary import summary_headers, summary_rows
+
+    def npv(labels, probs, calls) -> float:
+        neg = calls == 0
+        return float((labels[neg] == 0).mean()) if neg.any() else float("nan")
+
+    monkeypatch.setitem(binary.REGISTRY, "npv", binary.Metric("npv", "NPV", npv, shown=True))
+    out, root = results
+    copy = tmp_path / "results"
+    shutil.copytree(out, copy)
+    build_report(copy, root, n_boot=20)
+    table = pd.read_csv(copy / "report" / "tables.csv")
+    assert {"npv_mean", "npv_std", "npv_ci_low", "npv_ci_high", "ensemble_npv"} <= set(table.columns)
+    assert table["npv_mean"].between(0, 1).all() and (table["ci_seed"] == 0).all()
+    assert "NPV (mean ± SD)" in (copy / "report" / "tables.md").read_text()
+    assert summary_headers()["npv"] == "NPV (mean ± SD, ddof 1)"
+    run_summary = {"sets": {"x/test": {"n": 3, "per_fold": [{}, {}], "summary": {
+        "balanced_accuracy": {"mean": 0.5, "std": 0.1}, "auroc": {"mean": 0.6, "std": 0.1},
+        "npv": {"mean": 0.75, "std": 0.05}}}}}  # fmt: skip
+    assert summary_rows(run_summary)[0]["npv"] == "0.7500 ± 0.0500"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,8 +14,6 @@ from sklearn.metrics import (
     matthews_corrcoef,
     roc_auc_score,
 )
-
-METRICS = ("balanced_accuracy", "auroc", "average_precision", "sensitivity", "specificity", "f1", "mcc")
 
 
 def balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
@@ -35,24 +35,73 @@ def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(roc_auc_score(labels, probs))
 
 
+def _confusion(labels: np.ndarray, preds: np.ndarray) -> tuple[int, int, int, int]:
+    tn, fp, fn, tp = confusion_matrix(labels, preds, labels=[0, 1]).ravel()
+    return int(tn), int(fp), int(fn), int(tp)
+
+
+def _sensitivity(labels: np.ndarray, calls: np.ndarray) -> float:
+    """Share of the positives called positive (of the negatives, with both sides flipped)."""
+    _, _, fn, tp = _confusion(labels, calls)
+    return float(tp / (tp + fn)) if tp + fn else float("nan")
+
+
+def _two_classes(labels: np.ndarray) -> bool:
+    return len(np.unique(labels)) == 2
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One registered metric: how it is computed from (labels, probabilities, 0/1 calls) and how
+    the report and the CLI show it. `shown` metrics get a column with bootstrap CIs in the
+    report's table and in a run's summary; every metric is stored per fold."""
+
+    name: str
+    label: str
+    fn: Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+    short: str = ""
+    """Column prefix in the report's table (default: the name)."""
+    shown: bool = False
+
+    @property
+    def column(self) -> str:
+        return self.short or self.name
+
+
+REGISTRY: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("balanced_accuracy", "bal. acc", lambda y, p, c: balanced_accuracy(y, c), "bacc", shown=True),
+        Metric("auroc", "AUROC", lambda y, p, c: auroc(y, p), shown=True),
+        Metric(
+            "average_precision",
+            "average precision",
+            lambda y, p, c: float(average_precision_score(y, p)) if _two_classes(y) else float("nan"),
+        ),
+        Metric("sensitivity", "sensitivity", lambda y, p, c: _sensitivity(y, c)),
+        Metric("specificity", "specificity", lambda y, p, c: _sensitivity(1 - y, 1 - c)),
+        Metric("f1", "F1", lambda y, p, c: float(f1_score(y, c, zero_division=0))),
+        Metric("mcc", "MCC", lambda y, p, c: float(matthews_corrcoef(y, c))),
+    )
+}
+"""Every metric mitobench reports, in order; a new one is one entry here."""
+
+METRICS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def shown_metrics() -> list[Metric]:
+    """The metrics with a column (and CIs) in the report's table and the run summary."""
+    return [m for m in REGISTRY.values() if m.shown]
+
+
 def compute(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """All reported metrics of one set of predictions; AUROC/AP are NaN with a single class."""
+    """All registered metrics of one set of predictions (AUROC/AP are NaN with a single class),
+    with the threshold and the count."""
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=np.float64)
-    preds = (probs >= threshold).astype(int)
-    tn, fp, fn, tp = confusion_matrix(labels, preds, labels=[0, 1]).ravel()
-    both = len(np.unique(labels)) == 2
-    return {
-        "balanced_accuracy": balanced_accuracy(labels, preds),
-        "auroc": auroc(labels, probs),
-        "average_precision": float(average_precision_score(labels, probs)) if both else float("nan"),
-        "sensitivity": float(tp / (tp + fn)) if tp + fn else float("nan"),
-        "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
-        "f1": float(f1_score(labels, preds, zero_division=0)),
-        "mcc": float(matthews_corrcoef(labels, preds)),
-        "threshold": float(threshold),
-        "n": len(labels),
-    }
+    calls = (probs >= threshold).astype(int)
+    out: dict[str, float] = {name: m.fn(labels, probs, calls) for name, m in REGISTRY.items()}
+    return {**out, "threshold": float(threshold), "n": len(labels)}
 
 
 def selection_score(name: str, labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:

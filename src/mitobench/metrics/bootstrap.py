@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mitobench.metrics.binary import auroc, balanced_accuracy
+from mitobench.metrics.binary import Metric, shown_metrics
+
+SEED = 0
+"""The resampling seed every interval uses unless told otherwise (recorded beside the CIs)."""
 
 
 def bootstrap_ci(
@@ -18,19 +21,21 @@ def bootstrap_ci(
     thresholds: np.ndarray,
     groups: np.ndarray | None = None,
     n_boot: int = 1000,
-    seed: int = 0,
+    seed: int = SEED,
+    metrics: list[Metric] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of the fold-mean balanced accuracy and AUROC.
+    """95% percentile intervals of the fold mean of each metric (default: the shown ones).
 
     `fold_probs` is (n_folds, n_samples); `thresholds` one per fold.
     """
+    metrics = metrics if metrics is not None else shown_metrics()
     rng = np.random.default_rng(seed)
     n = len(labels)
-    preds = fold_probs >= thresholds[:, None]
+    calls = (fold_probs >= thresholds[:, None]).astype(int)
     if groups is not None:
         uniq, inverse = np.unique(groups, return_inverse=True)
         members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
-    bacc, auc = [], []
+    draws: dict[str, list[float]] = {m.name: [] for m in metrics}
     for _ in range(n_boot):
         if groups is not None:
             picked = rng.integers(0, len(members), len(members))
@@ -38,14 +43,17 @@ def bootstrap_ci(
         else:
             idx = rng.integers(0, n, n)
         y = labels[idx]
-        if len(np.unique(y)) < 2:  # a resample of one class: neither metric exists
+        if len(np.unique(y)) < 2:  # a resample of one class: the metrics need both
             continue
-        bacc.append(np.mean([balanced_accuracy(y, p[idx]) for p in preds]))
-        auc.append(np.mean([auroc(y, p[idx]) for p in fold_probs]))
-    if not bacc:  # one class in the whole set
-        return {"balanced_accuracy": (np.nan, np.nan), "auroc": (np.nan, np.nan)}
-    q = (2.5, 97.5)
-    return {
-        "balanced_accuracy": tuple(float(v) for v in np.percentile(bacc, q)),  # type: ignore[dict-item]
-        "auroc": tuple(float(v) for v in np.percentile(auc, q)),  # type: ignore[dict-item]
-    }
+        for m in metrics:
+            draws[m.name].append(
+                float(np.mean([m.fn(y, p[idx], c[idx]) for p, c in zip(fold_probs, calls, strict=True)]))
+            )
+    out: dict[str, tuple[float, float]] = {}
+    for name, values in draws.items():
+        if not values:  # one class in the whole set
+            out[name] = (np.nan, np.nan)
+        else:
+            low, high = np.percentile(values, (2.5, 97.5))
+            out[name] = (float(low), float(high))
+    return out

@@ -17,6 +17,7 @@ from mitobench.data.splits import PAPER_FOLDS_SHA256
 from mitobench.errors import ConfigError
 from mitobench.evaluate.label_noise import noise_analysis
 from mitobench.evaluate.raters import agreement
+from mitobench.metrics.bootstrap import SEED as CI_SEED
 from mitobench.paths import atomic_write_text
 from mitobench.report import html as html_mod
 from mitobench.report import plots
@@ -158,7 +159,8 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
         trained_on + f". Report built on: {machine.label()}.",
         "Balanced accuracy and AUROC: mean ± SD over the fold models (sample SD, ddof 1; beside a published "
         "figure, the paper's np.std, ddof 0, as the column '± is' says); 95% CIs by bootstrap of the "
-        "test figures (whole slides where slides are known). Ensemble: mean probability of the fold models "
+        f"test figures (whole slides where slides are known; {n_boot} resamples, seed {CI_SEED}). "
+        "Ensemble: mean probability of the fold models "
         "at the mean of their thresholds. Atypical is the positive class. Published figures appear only "
         "beside runs of the `paper` preset; per fold only where the run trained on the paper's folds.",
         "Missing datasets (not in the data root): "

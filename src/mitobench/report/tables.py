@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from mitobench.data.splits import N_FOLDS
-from mitobench.metrics.binary import compute
+from mitobench.metrics.binary import compute, shown_metrics
+from mitobench.metrics.bootstrap import SEED as CI_SEED
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
 from mitobench.recipes.config import LoraConfig, ProbeConfig
@@ -65,33 +66,29 @@ def results_table(
     rows = []
     for rs in run_sets(preds, metrics):
         per_fold = [compute(rs.labels, p, th) for p, th in zip(rs.probs, rs.thresholds, strict=True)]
-        bacc = np.array([m["balanced_accuracy"] for m in per_fold])
-        auc = np.array([m["auroc"] for m in per_fold])
         g = groups.get(rs.dataset)
         slide = np.array([g.get(s, s) for s in rs.samples]) if g else None
         ci = bootstrap_ci(rs.labels, rs.probs, rs.thresholds, slide, n_boot=n_boot) if n_boot else {}
         ens = compute(rs.labels, rs.ensemble, rs.ensemble_threshold)
-        rows.append(
-            {
-                **dict(zip(RUN_KEYS, rs.run, strict=True)),
-                "dataset": rs.dataset,
-                "n": len(rs.labels),
-                "folds": len(rs.folds),
-                "bacc_mean": bacc.mean(),
-                "bacc_std": bacc.std(ddof=1) if len(bacc) > 1 else np.nan,
-                "bacc_std_pop": bacc.std(ddof=0),
-                "bacc_ci_low": ci.get("balanced_accuracy", (np.nan, np.nan))[0],
-                "bacc_ci_high": ci.get("balanced_accuracy", (np.nan, np.nan))[1],
-                "auroc_mean": auc.mean(),
-                "auroc_std": auc.std(ddof=1) if len(auc) > 1 else np.nan,
-                "auroc_std_pop": auc.std(ddof=0),
-                "auroc_ci_low": ci.get("auroc", (np.nan, np.nan))[0],
-                "auroc_ci_high": ci.get("auroc", (np.nan, np.nan))[1],
-                "ensemble_bacc": ens["balanced_accuracy"],
-                "ensemble_auroc": ens["auroc"],
-                "ci_resampling": "slides" if g else "figures",
+        row: dict[str, object] = {
+            **dict(zip(RUN_KEYS, rs.run, strict=True)),
+            "dataset": rs.dataset,
+            "n": len(rs.labels),
+            "folds": len(rs.folds),
+        }
+        for m in shown_metrics():  # every registered metric marked `shown`, in registry order
+            values = np.array([f[m.name] for f in per_fold])
+            low, high = ci.get(m.name, (np.nan, np.nan))
+            row |= {
+                f"{m.column}_mean": values.mean(),
+                f"{m.column}_std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                f"{m.column}_std_pop": values.std(ddof=0),
+                f"{m.column}_ci_low": low,
+                f"{m.column}_ci_high": high,
+                f"ensemble_{m.column}": ens[m.name],
             }
-        )
+        row |= {"ci_resampling": "slides" if g else "figures", "ci_resamples": n_boot, "ci_seed": CI_SEED}
+        rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -145,30 +142,26 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
     # beside a published figure, the paper's convention (np.std, ddof 0); elsewhere the sample std
     beside = table["paper_bacc_mean"].notna()
-    bacc_sd = np.where(beside, table["bacc_std_pop"], table["bacc_std"])
-    auroc_sd = np.where(beside, table["auroc_std_pop"], table["auroc_std"])
-    return pd.DataFrame(
-        {
-            "model": table["model"],
-            "mode": table["mode"],
-            "preset": table["preset"],
-            "trained on": table["train_data"],
-            "dataset": table["dataset"],
-            "folds": table["folds"],
-            "± is": np.where(beside, "SD, ddof 0 (as paper)", "SD, ddof 1"),
-            "bal. acc (mean ± SD)": [_pm(m, s) for m, s in zip(table["bacc_mean"], bacc_sd, strict=True)],
-            "bal. acc 95% CI": [
-                _ci(lo, hi) for lo, hi in zip(table["bacc_ci_low"], table["bacc_ci_high"], strict=True)
-            ],
-            "AUROC (mean ± SD)": [_pm(m, s) for m, s in zip(table["auroc_mean"], auroc_sd, strict=True)],
-            "AUROC 95% CI": [
-                _ci(lo, hi) for lo, hi in zip(table["auroc_ci_low"], table["auroc_ci_high"], strict=True)
-            ],
-            "ensemble bal. acc": [f"{v:.4f}" for v in table["ensemble_bacc"]],
-            "paper bal. acc (± ddof 0)": [paper(r) for _, r in table.iterrows()],
-            "Δ vs paper": ["–" if pd.isna(d) else f"{d:+.4f}" for d in table["delta_bacc"]],
-        }
-    )
+    columns: dict[str, object] = {
+        "model": table["model"],
+        "mode": table["mode"],
+        "preset": table["preset"],
+        "trained on": table["train_data"],
+        "dataset": table["dataset"],
+        "folds": table["folds"],
+        "± is": np.where(beside, "SD, ddof 0 (as paper)", "SD, ddof 1"),
+    }
+    for m in shown_metrics():
+        c = m.column
+        sd = np.where(beside, table[f"{c}_std_pop"], table[f"{c}_std"])
+        columns[f"{m.label} (mean ± SD)"] = [_pm(v, d) for v, d in zip(table[f"{c}_mean"], sd, strict=True)]
+        columns[f"{m.label} 95% CI"] = [
+            _ci(lo, hi) for lo, hi in zip(table[f"{c}_ci_low"], table[f"{c}_ci_high"], strict=True)
+        ]
+    columns["ensemble bal. acc"] = [f"{v:.4f}" for v in table["ensemble_bacc"]]
+    columns["paper bal. acc (± ddof 0)"] = [paper(r) for _, r in table.iterrows()]
+    columns["Δ vs paper"] = ["–" if pd.isna(d) else f"{d:+.4f}" for d in table["delta_bacc"]]
+    return pd.DataFrame(columns)
 
 
 def write_tables(table: pd.DataFrame, folder: Path, header: str = "") -> dict[str, Path]:
