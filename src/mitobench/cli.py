@@ -548,12 +548,12 @@ def predict_cmd(
     from mitobench.data.stacks import patches_to_predict
     from mitobench.inference.bundle import load_model
     from mitobench.paths import atomic_path
-    from mitobench.train.batches import PATCH_SIZE
 
     _check_out_file(out, overwrite, "predictions.csv")
     predictor = load_model(source)
-    # the models saw 128x128 patches: other sizes are resized to that (stack pages must be 128x128)
-    dataset, images = patches_to_predict(inputs, PATCH_SIZE)
+    # the models saw patches of this side (AMi-Br: 128): others are resized to it (stack pages must fit)
+    side = predictor.patch.size
+    dataset, images = patches_to_predict(inputs, (side, side))
     with progress_for() as progress:
         frame = predictor.predict(dataset, images, tta=tta, progress=progress)
     with atomic_path(out) as tmp:
@@ -584,7 +584,12 @@ def slide_cmd(
     mpp: Annotated[
         float | None, typer.Option(help="Level-0 microns per pixel, if the slide does not say.")
     ] = None,
-    patch_mpp: Annotated[float, typer.Option(help="Microns per pixel of the training patches.")] = 0.25,
+    patch_mpp: Annotated[
+        float | None,
+        typer.Option(
+            help="Microns per pixel of the training patches (default: the model's, 0.25 for AMi-Br)."
+        ),
+    ] = None,
     tolerance: Annotated[
         float, typer.Option(help="Relative resolution difference read without resampling.")
     ] = 0.1,

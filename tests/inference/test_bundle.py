@@ -73,3 +73,40 @@ def test_a_bundle_that_does_not_fit_its_model_is_refused(
     with pytest.raises(ConfigError) as err:
         from_bundle(bad)
     assert needle in str(err.value), err.value
+
+
+def test_the_patch_geometry_travels_from_the_run_to_the_bundle_and_predict(
+    trained_run: Path, bundle: Path, tmp_path: Path, real_patches, cli
+) -> None:
+    """A run records the side and µm/px of its training patches (AMi-Br's declared 128 px at
+    0.25); the bundle carries it; predict resizes new patches to the side the model saw."""
+    import shutil
+
+    import pandas as pd
+
+    from mitobench.data.geometry import PatchGeometry
+    from mitobench.inference.predictor import from_run
+
+    assert json.loads((trained_run / "run.json").read_text())["patch"] == {"size": 128, "mpp": 0.25}
+    assert from_bundle(bundle).patch == PatchGeometry(128, 0.25)
+    other = _rewrite(
+        bundle, tmp_path / "p64.safetensors", lambda t, m: m.update(patch={"size": 64, "mpp": 0.5})
+    )
+    assert from_bundle(other).patch == PatchGeometry(64, 0.5)
+    # predict with a 64-px model on 128-px patches == predict on the same patches shrunk to 64 first
+    folder, arrays = real_patches
+    small = tmp_path / "small"
+    small.mkdir()
+    from PIL import Image
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i, a in enumerate(arrays[:6]):
+        Image.fromarray(a).resize((64, 64), Image.Resampling.BICUBIC).save(small / f"{i:02d}.png")
+        shutil.copy(folder / f"{i:02d}.png", big / f"{i:02d}.png")
+    for src, out in ((big, "a.csv"), (small, "b.csv")):
+        code, _, err = cli("predict", other, src, "--out", tmp_path / out)
+        assert code == 0, err
+    a, b = (pd.read_csv(tmp_path / n).sort_values("id")["probability"].to_numpy() for n in ("a.csv", "b.csv"))
+    assert abs(a - b).max() < 1e-5  # the same resize (bicubic), the same pixels
+    assert from_run(trained_run).patch == PatchGeometry(128, 0.25)

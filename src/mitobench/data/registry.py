@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mitobench.data.custom import load_csv, load_folder
 from mitobench.data.dataset import Dataset
+from mitobench.data.geometry import PAPER_PATCH, PatchGeometry
 from mitobench.data.upstream import AMIBR_META, AMIBR_TRAIN, load_amibr, load_atnorm
 from mitobench.errors import DataError
 
@@ -25,6 +26,8 @@ class DatasetSpec:
     loader: Callable[[Path, str], Dataset]
     counts: dict[str, tuple[int, int]]
     """Expected (atypical, normal) per split, from the paper."""
+    patch: PatchGeometry = PAPER_PATCH
+    """The side and resolution of its patches."""
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -161,3 +164,14 @@ def load_present(keys: list[str], data_root: Path) -> tuple[list[Dataset], list[
         else:
             found.append(load(key, data_root))
     return found, missing
+
+
+def patch_geometry(train_data: str, image_size: tuple[int, int] | None) -> PatchGeometry:
+    """The geometry a run on `train_data` learns: a named dataset's declared one; for a user's
+    data, the side of its images at the paper's resolution (the resolution a folder of PNGs
+    cannot tell)."""
+    name = train_data.split("/")[0]
+    if name in DATASETS:
+        return DATASETS[name].patch
+    side = image_size[0] if image_size and image_size[0] == image_size[1] else PAPER_PATCH.size
+    return PatchGeometry(side, PAPER_PATCH.mpp)

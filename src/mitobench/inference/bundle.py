@@ -135,7 +135,7 @@ def from_bundle(path: Path) -> Predictor:
         raise ConfigError(f"{path}: the bundle holds no fold weights", _FIX)
     _check_states(model, states, path)
     thresholds = {int(k): float(v) for k, v in meta["thresholds"].items()}
-    meta_out = {"run": meta["run"], "train_config": meta["train_config"]}
+    meta_out = {"run": meta["run"], "train_config": meta["train_config"], "patch": meta.get("patch")}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta_out)
 
 

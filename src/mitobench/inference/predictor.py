@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from mitobench import CLASS_NAMES
 from mitobench.data.dataset import Dataset
+from mitobench.data.geometry import PatchGeometry
 from mitobench.errors import ConfigError
 from mitobench.models.builder import build
 from mitobench.models.encoder import Encoder
@@ -47,6 +48,11 @@ class Predictor:
     def threshold(self) -> float:
         """The ensemble's decision threshold: the mean of the folds' thresholds."""
         return float(np.mean(list(self.thresholds.values())))
+
+    @property
+    def patch(self) -> PatchGeometry:
+        """The patch side and µm/px the fold models were trained on (new patches are made so)."""
+        return PatchGeometry.from_dict(self.meta.get("patch"))
 
     def fold_probs(
         self, images: np.ndarray, tta: bool = False, progress: Progress | None = None
@@ -160,5 +166,9 @@ def from_run(run_dir: Path, folds: list[int] | None = None, complete: bool = Fal
     keeps_base = get_mode(spec.mode).keeps_base  # e2e folds carry every weight
     model, base = assemble(spec, cfg, spec.weights, pretrained=keeps_base)
     spec = spec.model_copy(update={"folds": folds})  # the folds this predictor holds
-    meta = {"run": spec.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json")}
+    meta = {
+        "run": spec.model_dump(mode="json"),
+        "train_config": cfg.model_dump(mode="json"),
+        "patch": PatchGeometry.from_dict(run.read_record().get("patch")).to_dict(),
+    }
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta)

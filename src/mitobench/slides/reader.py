@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mitobench.data.geometry import PAPER_PATCH
 from mitobench.errors import ConfigError, DataError
 
-PATCH_SIZE = 128
-PATCH_MPP = 0.25
-"""Microns per pixel of the training patches (AMi-Br)."""
 MPP_TOLERANCE = 0.1
 """Relative difference of resolution under which a slide is read as it is (scanners' 0.23-0.27)."""
 
@@ -42,8 +40,8 @@ class SlideReader:
         self,
         path: Path,
         mpp: float | None = None,
-        patch_size: int = PATCH_SIZE,
-        patch_mpp: float = PATCH_MPP,
+        patch_size: int = PAPER_PATCH.size,
+        patch_mpp: float = PAPER_PATCH.mpp,
         tolerance: float = MPP_TOLERANCE,
         force_mpp: bool = False,
     ) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mitobench.data.geometry import PAPER_PATCH
 from mitobench.data.upstream import read_csv
 from mitobench.errors import ConfigError, DataError, MitobenchError
 from mitobench.inference.bundle import load_model, model_fingerprint
@@ -19,7 +20,7 @@ from mitobench.progress import NullProgress, Progress
 from mitobench.slides.classify import classify_detections
 from mitobench.slides.detections import read_detections
 from mitobench.slides.outputs import summary, write_outputs
-from mitobench.slides.reader import MPP_TOLERANCE, PATCH_MPP, PATCH_SIZE, SlideReader
+from mitobench.slides.reader import MPP_TOLERANCE, SlideReader
 
 MPP_RANGE = (0.01, 50.0)
 """Plausible microns per pixel: from beyond any scanner's 100x to a thumbnail."""
@@ -33,7 +34,8 @@ class SlideOptions:
 
     mpp: float | None = None
     """Level-0 microns per pixel, for slides without resolution metadata."""
-    patch_mpp: float = PATCH_MPP
+    patch_mpp: float | None = None
+    """Microns per pixel of the training patches; None: the model's (recorded when trained)."""
     tolerance: float = MPP_TOLERANCE
     threshold: float | None = None
     """None: the model's own threshold (the mean of its folds')."""
@@ -63,10 +65,11 @@ class SlideOptions:
                 f"--threshold {self.threshold}: not a probability strictly between 0 and 1",
                 "give --threshold between 0 and 1, or leave it out to use the model's",
             )
-        if self.mpp is not None and self.patch_mpp / self.mpp > MAX_SCALE:
+        patch_mpp = self.patch_mpp or PAPER_PATCH.mpp
+        if self.mpp is not None and patch_mpp / self.mpp > MAX_SCALE:
             raise ConfigError(
-                f"--mpp {self.mpp}: a {self.patch_mpp} µm/px patch would cover "
-                f"{round(PATCH_SIZE * self.patch_mpp / self.mpp)} level-0 pixels a side",
+                f"--mpp {self.mpp}: a {patch_mpp} µm/px patch would cover "
+                f"{round(PAPER_PATCH.size * patch_mpp / self.mpp)} level-0 pixels a side",
                 "check --mpp (level-0 microns per pixel, e.g. 0.25 at 40x)",
             )
 
@@ -109,10 +112,12 @@ def classify_slide(
 ) -> dict[str, Any]:
     """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary.
     `data`: the job's fingerprints, where the caller has them already."""
+    patch_mpp = options.patch_mpp or predictor.patch.mpp
     reader = SlideReader(
         job.slide,
         options.mpp,
-        patch_mpp=options.patch_mpp,
+        patch_size=predictor.patch.size,
+        patch_mpp=patch_mpp,
         tolerance=options.tolerance,
         force_mpp=options.force_mpp,
     )
@@ -124,7 +129,8 @@ def classify_slide(
         "detections_file": str(job.detections.resolve()),
         "mpp": reader.mpp,
         "mpp_source": reader.mpp_source,
-        "patch_mpp": options.patch_mpp if reader.resampled else reader.mpp,
+        "patch_mpp": patch_mpp if reader.resampled else reader.mpp,
+        "patch_size": predictor.patch.size,
         "resampled": reader.resampled,
         "model": model,
         "data": data or job.fingerprints(),
@@ -249,6 +255,8 @@ def run_slides(
     if not todo:
         return [], done, {}
     predictor = load_model(model_path)
+    # the model's own patch resolution, unless --patch-mpp says otherwise (checked again in range)
+    options = replace(options, patch_mpp=options.patch_mpp or predictor.patch.mpp)
     summaries, failed = [], {}
     for job in todo:  # one bad slide must not cost the others: its reason is kept for the end
         try:

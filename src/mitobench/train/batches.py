@@ -10,9 +10,6 @@ import torch
 from mitobench.models.encoder import Encoder
 from mitobench.train.augment import Step, augment, dihedral_transform
 
-PATCH_SIZE = (128, 128)
-"""Width and height of the training patches; new patches of other sizes are resized to it."""
-
 
 @dataclass
 class ImageBatches:

@@ -14,7 +14,7 @@ import torch
 from mitobench import machine
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset, vote_columns
-from mitobench.data.registry import load, load_present
+from mitobench.data.registry import load, load_present, patch_geometry
 from mitobench.data.splits import fold_split, split_record, training_folds
 from mitobench.errors import ConfigError, DataError
 from mitobench.models.builder import build
@@ -239,6 +239,10 @@ def train_run(
         return RunResult(run_dir, run.write_summary())  # nothing to train or evaluate
     dev = device()
     data = _load([train_set, *evals], ImageCache(), progress)
+    if "patch" not in run.read_record():  # what `predict`, `slide` and the bundle cut patches to
+        side = data.images[train_set.key].shape[1:3]
+        patch = patch_geometry(spec.train_data, (int(side[0]), int(side[1])))
+        run.write_record({**run.read_record(), "patch": patch.to_dict()})
     result = RunResult(run_dir, {}, skipped_sets=missing)
     if mode.on_embeddings:
         encoder = _build_encoder(spec, cfg, cfg.seed, pretrained, model_overrides).to(dev)
