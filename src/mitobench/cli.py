@@ -203,7 +203,7 @@ def data_folds(
 ) -> None:
     """The 5 slide-grouped folds of the AMi-Br training split (0-based; fold k is the scripts' fold_{k+1})."""
     from mitobench.data.registry import load
-    from mitobench.data.splits import assign_folds
+    from mitobench.data.splits import assign_folds, fold_counts
 
     train = load("amibr/train", _root(data_root))
     folds = assign_folds(train, split=split.value)
@@ -213,21 +213,14 @@ def data_folds(
         return
     for row in rows:
         out_console.print(f"{row['image']}\t{row['fold']}", markup=False)
-    err_console.print(_fold_summary(train, folds), markup=False)
+    err_console.print(_fold_summary(fold_counts(train, folds)), markup=False)
 
 
-def _fold_summary(train: object, folds: object) -> str:
-    import numpy as np
-
-    labels = train.labels  # type: ignore[attr-defined]
-    groups = train.groups  # type: ignore[attr-defined]
-    parts = []
-    for k in np.unique(folds):  # type: ignore[call-overload]
-        m = folds == k
-        parts.append(
-            f"fold {k}: {m.sum()} figures ({labels[m].sum()} atypical), {len(set(groups[m]))} slides"
-        )
-    return "\n".join(parts)
+def _fold_summary(rows: list[dict[str, int]]) -> str:
+    return "\n".join(
+        f"fold {r['fold']}: {r['figures']} figures ({r['atypical']} atypical), {r['slides']} slides"
+        for r in rows
+    )
 
 
 @data_app.command("verify")
@@ -775,8 +768,8 @@ def raters_cmd(
 ) -> None:
     """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD;
     with --results, each model by expert agreement and beside the experts."""
-    from mitobench.data.registry import check_root, load, present
-    from mitobench.evaluate.raters import agreement
+    from mitobench.data.registry import check_root
+    from mitobench.evaluate.raters import agreement_in
 
     root = _root(data_root)
     check_root(root)
@@ -785,8 +778,7 @@ def raters_cmd(
 
         results = raters_for_results(results_dir, root, bootstrap)
     else:
-        keys = [k for k, n in (("amibr/all", "amibr"), ("atnorm-md/test", "atnorm-md")) if n in present(root)]
-        results = [agreement(load(k, root)) for k in keys]
+        results = agreement_in(root)
     if as_json:
         _print_json(results)
         return

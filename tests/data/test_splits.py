@@ -71,3 +71,26 @@ def test_fold_split_partitions_the_rows(synth_root: Path) -> None:
         tr, va = fold_split(folds, k)
         assert len(tr) + len(va) == len(train)
         assert not set(train.groups[tr]) & set(train.groups[va])
+
+
+def test_fold_counts_add_up_to_the_training_split(real_root) -> None:
+    """`data folds`' summary comes from the library: every figure in one fold, slides never shared."""
+    from mitobench.data.registry import load
+    from mitobench.data.splits import assign_folds, fold_counts
+
+    train = load("amibr/train", real_root)
+    rows = fold_counts(train, assign_folds(train))
+    assert [r["fold"] for r in rows] == [0, 1, 2, 3, 4]
+    assert sum(r["figures"] for r in rows) == 2894 and sum(r["atypical"] for r in rows) == 648
+    assert sum(r["slides"] for r in rows) == len(set(train.groups))  # slide-grouped: no slide in two folds
+
+
+def test_the_voted_sets_are_declared_by_the_datasets(synth_root) -> None:
+    from mitobench.data.registry import DATASETS, voted_sets
+
+    assert {k: s.voted for k, s in DATASETS.items()} == {
+        "amibr": "all",
+        "atnorm-br": None,
+        "atnorm-md": "test",
+    }
+    assert voted_sets(synth_root) == ["amibr/all"]  # AtNorM-Br has no votes, AtNorM-MD is absent

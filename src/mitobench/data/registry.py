@@ -28,6 +28,8 @@ class DatasetSpec:
     """Expected (atypical, normal) per split, from the paper."""
     patch: PatchGeometry = PAPER_PATCH
     """The side and resolution of its patches."""
+    voted: str | None = None
+    """The split whose figures carry every expert's vote (the rater analysis reads it), if any."""
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -41,6 +43,7 @@ DATASETS: dict[str, DatasetSpec] = {
             (AMIBR_META, AMIBR_TRAIN),
             load_amibr,
             {"train": (648, 2246), "test": (184, 642)},
+            voted="all",
         ),
         DatasetSpec(
             "atnorm-br",
@@ -59,6 +62,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ("AtNorM-MD_expert_votes.csv",),
             lambda root, split: load_atnorm(root, "AtNorM-MD", "AtNorM-MD_expert_votes.csv"),
             {"test": (219, 1888)},
+            voted="test",
         ),
     )
 }
@@ -175,3 +179,9 @@ def patch_geometry(train_data: str, image_size: tuple[int, int] | None) -> Patch
         return DATASETS[name].patch
     side = image_size[0] if image_size and image_size[0] == image_size[1] else PAPER_PATCH.size
     return PatchGeometry(side, PAPER_PATCH.mpp)
+
+
+def voted_sets(data_root: Path) -> list[str]:
+    """The dataset keys whose experts' votes are in this data root, in registry order."""
+    here = set(present(data_root))
+    return [f"{s.name}/{s.voted}" for s in DATASETS.values() if s.voted and s.name in here]

@@ -161,3 +161,19 @@ def split_record(dataset: Dataset, folds: np.ndarray, split: str) -> dict[str, s
 def fold_split(folds: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices) of fold `k`."""
     return np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+
+
+def fold_counts(dataset: Dataset, folds: np.ndarray) -> list[dict[str, int]]:
+    """Per fold: figures, atypical figures and slides (what `mitobench data folds` reports)."""
+    rows = []
+    for k in np.unique(folds):
+        m = folds == k
+        rows.append(
+            {
+                "fold": int(k),
+                "figures": int(m.sum()),
+                "atypical": int(dataset.labels[m].sum()),
+                "slides": len(set(dataset.groups[m])),
+            }
+        )
+    return rows

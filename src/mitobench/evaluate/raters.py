@@ -8,6 +8,7 @@ very same references; model accuracy on unanimous versus split figures; errors p
 from __future__ import annotations
 
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from mitobench.data.dataset import Dataset, vote_columns
+from mitobench.data.registry import load, voted_sets
 from mitobench.metrics.binary import compute
 
 
@@ -94,3 +96,8 @@ def agreement(dataset: Dataset, model_labels: dict[str, np.ndarray] | None = Non
         }
         out["subtype_counts"] = {str(s): int((sub == s).sum()) for s in sorted(set(sub))}
     return out
+
+
+def agreement_in(data_root: Path) -> list[dict[str, Any]]:
+    """Expert agreement on every dataset of the data root that carries its experts' votes."""
+    return [agreement(load(key, data_root)) for key in voted_sets(data_root)]
