@@ -447,7 +447,7 @@ def train_cmd(
 ) -> None:
     """Train a model on each fold of its training data and evaluate it (resumes if interrupted)."""
     from mitobench.runs.rundir import run_name
-    from mitobench.runs.spec import parse_spec
+    from mitobench.runs.spec import assemble_spec
     from mitobench.train.run import train_run
 
     values: dict[str, object] = {}
@@ -457,7 +457,7 @@ def train_cmd(
         values = read_yaml(config)
     if weights and "=" in weights and not Path(weights).exists():
         weights = weights.split("=", 1)[1]  # NAME=PATH, as the doctor suggests
-    cli_values = {
+    options = {
         "model": model,
         "mode": mode.value if mode else None,
         "preset": preset.value if preset else None,
@@ -466,27 +466,12 @@ def train_cmd(
         "eval_sets": eval_ or None,
         "weights": weights,
         "allow_overlap": allow_overlap or None,
+        "folds": _parse_folds(folds) if folds is not None else None,
     }
-    values.update({k: v for k, v in cli_values.items() if v is not None})
-    if folds is not None:
-        values["folds"] = _parse_folds(folds)
-    sets = _parse_sets(set_)
-    for section in ("lora", "probe"):  # `--set lora.r=16` sets the run's LoRA, not a training knob
-        if section in sets:
-            values[section] = {**values.get(section, {}), **sets.pop(section)}  # type: ignore[dict-item]
-    if sets:
-        values["train"] = {**values.get("train", {}), **sets}  # type: ignore[dict-item]
-    if "model" not in values:
-        raise ConfigError(
-            "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
-        )
-    spec = parse_spec(values)
+    spec = assemble_spec(values, options, _parse_sets(set_))
     run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
     require_folder(run_dir, "the run folder (--out)", "pass a folder to hold the run: --out DIR")
-    from mitobench.data.registry import DATASETS
-
-    released = any(k.split("/")[0] in DATASETS for k in [spec.train_data, *spec.eval_sets])
-    root = _root(data_root, fetch=released)  # your own data only: nothing to download
+    root = _root(data_root, fetch=spec.uses_released_data)  # your own data only: nothing to download
     with progress_for() as progress:
         result = train_run(spec, run_dir, root, progress)
     if result.skipped_sets:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from mitobench.config_file import STRICT, first_error
-from mitobench.data.registry import EVAL_SETS
+from mitobench.data.registry import DATASETS, EVAL_SETS
 from mitobench.data.splits import N_FOLDS, SplitName
 from mitobench.errors import ConfigError
 from mitobench.recipes.config import (
@@ -48,8 +48,33 @@ class RunSpec(BaseModel):
         return train_config(self.mode, self.preset, self.train, model=self.model)
 
     @property
+    def uses_released_data(self) -> bool:
+        """Whether it trains or evaluates on a released dataset (one `data download` fetches)."""
+        return any(k.split("/")[0] in DATASETS for k in [self.train_data, *self.eval_sets])
+
+    @property
     def options(self) -> ModeOptions:
         return ModeOptions(self.lora, self.probe)
+
+
+def assemble_spec(
+    config: dict[str, Any], options: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> RunSpec:
+    """A run's settings from a config file's values, then command-line `options` (None: not
+    given) over them, then `--set` `overrides`: `lora.*` and `probe.*` set those blocks, the
+    rest the training recipe."""
+    values = {**config, **{k: v for k, v in options.items() if v is not None}}
+    overrides = dict(overrides or {})
+    for section in ("lora", "probe"):  # `--set lora.r=16` sets the run's LoRA, not a training knob
+        if section in overrides:
+            values[section] = {**values.get(section, {}), **overrides.pop(section)}
+    if overrides:
+        values["train"] = {**values.get("train", {}), **overrides}
+    if "model" not in values:
+        raise ConfigError(
+            "no model given", "pass --model NAME (see `mitobench models list`) or --config FILE"
+        )
+    return parse_spec(values)
 
 
 def parse_spec(values: dict[str, Any]) -> RunSpec:
