@@ -193,23 +193,20 @@ def _check_fold_classes(name: str, folds: np.ndarray, labels: np.ndarray, wanted
                 )
 
 
-def train_run(
-    spec: RunSpec,
-    run_dir: Path,
-    data_root: Path,
-    progress: Progress | None = None,
-    pretrained: bool = True,
-    model_overrides: dict[str, Any] | None = None,
-    stop_after_epochs: int | None = None,
-) -> RunResult:
-    """Train and evaluate every requested fold; finished folds are kept, unfinished ones resume.
+@dataclass
+class _Prepared:
+    """A run's data and folds, checked before any work."""
 
-    `pretrained=False` and `model_overrides` build a random / reduced model (tests).
-    """
-    progress = progress or NullProgress()
-    run = RunDir(run_dir)
-    cfg = spec.resolved()
-    mode = get_mode(spec.mode)
+    train_set: Dataset
+    evals: list[Dataset]
+    missing: list[str]
+    folds: np.ndarray
+    fold_record: dict[str, Any]
+
+
+def _prepare(spec: RunSpec, run: RunDir, cfg: TrainConfig, data_root: Path) -> _Prepared:
+    """Load the training and evaluation sets and check folds, classes, overlap and the run
+    folder — every refusal comes before an image is decoded."""
     train_set = load(spec.train_data, data_root)
     folds, how = training_folds(train_set, split=spec.split)
     absent = [k for k in spec.folds if k not in set(folds.tolist())]
@@ -235,48 +232,75 @@ def train_run(
     for ds in (train_set, *evals):
         if ds.source:  # a user's folder or CSV: its name must keep meaning that data
             run.claim_set(ds.key, ds.source, ds.fingerprint())
+    return _Prepared(train_set, evals, missing, folds, fold_record)
+
+
+def _embed(
+    data: _Data,
+    sets: list[Dataset],
+    encoder: Encoder,
+    cfg: TrainConfig,
+    dev: torch.device,
+    progress: Progress,
+) -> dict[str, int]:
+    """Every set's embeddings from the frozen encoder, through the disk cache; (hits, misses)."""
+    ecache = EmbeddingCache()
+    for ds in sets:
+        images, key = data.images[ds.key], data.keys[ds.key]
+        data.embeddings[ds.key] = ecache.get(
+            encoder, ds, images, key, cfg.eval_precision, dev, cfg.eval_batch_size, progress
+        )
+    return {"hits": ecache.hits, "misses": ecache.misses}
+
+
+def train_run(
+    spec: RunSpec,
+    run_dir: Path,
+    data_root: Path,
+    progress: Progress | None = None,
+    pretrained: bool = True,
+    model_overrides: dict[str, Any] | None = None,
+    stop_after_epochs: int | None = None,
+) -> RunResult:
+    """Train and evaluate every requested fold; finished folds are kept, unfinished ones resume.
+
+    `pretrained=False` and `model_overrides` build a random / reduced model (tests).
+    """
+    progress = progress or NullProgress()
+    run = RunDir(run_dir)
+    cfg = spec.resolved()
+    mode = get_mode(spec.mode)
+    prep = _prepare(spec, run, cfg, data_root)
     if all(run.fold(k).is_done() for k in spec.folds):
         return RunResult(run_dir, run.write_summary())  # nothing to train or evaluate
     dev = device()
-    data = _load([train_set, *evals], ImageCache(), progress)
+    data = _load([prep.train_set, *prep.evals], ImageCache(), progress)
     if "patch" not in run.read_record():  # what `predict`, `slide` and the bundle cut patches to
-        side = data.images[train_set.key].shape[1:3]
+        side = data.images[prep.train_set.key].shape[1:3]
         patch = patch_geometry(spec.train_data, (int(side[0]), int(side[1])))
         run.write_record({**run.read_record(), "patch": patch.to_dict()})
-    result = RunResult(run_dir, {}, skipped_sets=missing)
+    result = RunResult(run_dir, {}, skipped_sets=prep.missing)
+    encoder = None
     if mode.on_embeddings:
         encoder = _build_encoder(spec, cfg, cfg.seed, pretrained, model_overrides).to(dev)
-        ecache = EmbeddingCache()
-        for ds in [train_set, *evals]:
-            images, key = data.images[ds.key], data.keys[ds.key]
-            data.embeddings[ds.key] = ecache.get(
-                encoder,
-                ds,
-                images,
-                key,
-                cfg.eval_precision,
-                dev,
-                cfg.eval_batch_size,
-                progress,
-            )
-        result.embedding_cache = {"hits": ecache.hits, "misses": ecache.misses}
+        result.embedding_cache = _embed(data, [prep.train_set, *prep.evals], encoder, cfg, dev, progress)
     for k in spec.folds:
         fold = run.fold(k)
         if fold.is_done():
             continue
         fold_cfg = cfg.model_copy(update={"seed": cfg.seed + k})
         fold_encoder = None
-        if mode.on_embeddings:
+        if encoder is not None:
             model = mode.classifier(encoder, spec.options)
         else:
             fold_encoder = _build_encoder(spec, fold_cfg, fold_cfg.seed, pretrained, model_overrides)
             model = mode.classifier(fold_encoder, spec.options)
         init_head(model.head, fold_cfg.head_init)
         job = _FoldJob(mode, fold, fold_cfg, spec, dev, progress)
-        record = job.run(model, fold_encoder, folds, train_set, evals, data, stop_after_epochs)
+        record = job.run(model, fold_encoder, prep.folds, prep.train_set, prep.evals, data, stop_after_epochs)
         if record is None:
             return result  # stopped early on request (tests): resumable
-        fold.write_done({**record, "folds_sha256": fold_record["sha256"]})
+        fold.write_done({**record, "folds_sha256": prep.fold_record["sha256"]})
         run.record_finished_folds()
         result.trained_folds.append(k)
     result.summary = run.write_summary()
