@@ -74,6 +74,72 @@ def noise_table(noise: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _leave_one_out(r: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {
+            "reference": ref,
+            "scored": who,
+            "n": s["n"],
+            "bal. acc": f"{s['balanced_accuracy']:.3f}",
+            "κ": f"{s['kappa']:.3f}",
+        }
+        for ref, scores in r["leave_one_out"].items()
+        for who, s in scores.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _rater_section(r: dict[str, Any]) -> list[str]:
+    """One voted dataset: pairwise κ, leave-one-out scores, accuracy by agreement, label noise,
+    error by subtype."""
+    parts = [
+        f"<h3>{html.escape(r['dataset'])}: Fleiss' κ = {r['fleiss_kappa']:.3f} "
+        f"({len(r['experts'])} experts, {r['n']} figures)</h3>",
+        pd.DataFrame(
+            [{"experts": k, "Cohen's κ": f"{v:.3f}"} for k, v in r["pairwise_kappa"].items()]
+        ).to_html(index=False, border=0),
+        "<p>Each expert against the majority of the others, and each model against the same "
+        "reference (ties left out):</p>",
+        _leave_one_out(r).to_html(index=False, border=0),
+    ]
+    if r.get("by_agreement"):
+        agree = pd.DataFrame(
+            [
+                {"model": m, "accuracy, unanimous": v["unanimous"], "accuracy, split": v["split"]}
+                for m, v in r["by_agreement"].items()
+            ]
+        )
+        parts.append(f"<p>{r['unanimous_fraction']:.1%} of figures have unanimous votes.</p>")
+        parts.append(agree.to_html(index=False, border=0, float_format=lambda x: f"{x:.3f}"))
+    noise = r.get("label_noise", {})
+    if noise.get("models"):
+        parts.append(
+            "<p>By expert agreement (figures where k of n experts sided with the majority): "
+            "balanced accuracy and AUROC against the majority, bootstrap 95% CIs; and the "
+            "rank correlation (Spearman) of P(atypical) with the share of experts voting "
+            "atypical.</p>"
+        )
+        parts.append(noise_table(noise).to_html(index=False, border=0))
+    if r.get("error_by_subtype"):
+        sub = pd.DataFrame(r["error_by_subtype"]).T
+        sub.columns = [f"{c} (n={r['subtype_counts'][c]})" for c in sub.columns]
+        parts.append("<p>Error rate per subtype (expert 1's label):</p>")
+        parts.append(sub.to_html(border=0, float_format=lambda x: f"{x:.3f}"))
+    return parts
+
+
+def _results_section(table: pd.DataFrame, extra: dict[str, pd.DataFrame]) -> list[str]:
+    parts = ["<h2 id='results'>Results</h2>"]
+    parts.append(
+        table.to_html(index=False, classes="results", border=0) if not table.empty else "<p>No results.</p>"
+    )
+    for heading, frame in extra.items():
+        if not frame.empty:
+            parts.append(f"<h2>{html.escape(heading)}</h2>")
+            parts.append(frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4f}"))
+    return parts
+
+
 def render(
     title: str,
     table: pd.DataFrame,
@@ -83,73 +149,21 @@ def render(
     notes: list[str],
     extra: dict[str, pd.DataFrame] | None = None,
 ) -> str:
+    """The whole page, self-contained (plots and patches inlined): notes, results, plots, expert
+    agreement, misclassified patches."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
     ]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
-    parts.append("<h2 id='results'>Results</h2>")
-    parts.append(
-        table.to_html(index=False, classes="results", border=0) if not table.empty else "<p>No results.</p>"
-    )
-    for heading, frame in (extra or {}).items():
-        if not frame.empty:
-            parts.append(f"<h2>{html.escape(heading)}</h2>")
-            parts.append(frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4f}"))
+    parts += _results_section(table, extra or {})
     parts.append("<h2 id='plots'>Plots</h2><div class='plots'>")
     parts += [f"<img src='{png_data_uri(p)}' alt='{html.escape(p.stem)}'>" for p in plots]
     parts.append("</div>")
     if raters:
         parts.append("<h2 id='raters'>Expert agreement</h2>")
         for r in raters:
-            parts.append(
-                f"<h3>{html.escape(r['dataset'])}: Fleiss' κ = {r['fleiss_kappa']:.3f} "
-                f"({len(r['experts'])} experts, {r['n']} figures)</h3>"
-            )
-            pair = pd.DataFrame(
-                [{"experts": k, "Cohen's κ": f"{v:.3f}"} for k, v in r["pairwise_kappa"].items()]
-            )
-            parts.append(pair.to_html(index=False, border=0))
-            rows = []
-            for ref, scores in r["leave_one_out"].items():
-                for who, s in scores.items():
-                    rows.append(
-                        {
-                            "reference": ref,
-                            "scored": who,
-                            "n": s["n"],
-                            "bal. acc": f"{s['balanced_accuracy']:.3f}",
-                            "κ": f"{s['kappa']:.3f}",
-                        }
-                    )
-            parts.append(
-                "<p>Each expert against the majority of the others, and each model against the same "
-                "reference (ties left out):</p>"
-            )
-            parts.append(pd.DataFrame(rows).to_html(index=False, border=0))
-            if r.get("by_agreement"):
-                agree = pd.DataFrame(
-                    [
-                        {"model": m, "accuracy, unanimous": v["unanimous"], "accuracy, split": v["split"]}
-                        for m, v in r["by_agreement"].items()
-                    ]
-                )
-                parts.append(f"<p>{r['unanimous_fraction']:.1%} of figures have unanimous votes.</p>")
-                parts.append(agree.to_html(index=False, border=0, float_format=lambda x: f"{x:.3f}"))
-            noise = r.get("label_noise", {})
-            if noise.get("models"):
-                parts.append(
-                    "<p>By expert agreement (figures where k of n experts sided with the majority): "
-                    "balanced accuracy and AUROC against the majority, bootstrap 95% CIs; and the "
-                    "rank correlation (Spearman) of P(atypical) with the share of experts voting "
-                    "atypical.</p>"
-                )
-                parts.append(noise_table(noise).to_html(index=False, border=0))
-            if r.get("error_by_subtype"):
-                sub = pd.DataFrame(r["error_by_subtype"]).T
-                sub.columns = [f"{c} (n={r['subtype_counts'][c]})" for c in sub.columns]
-                parts.append("<p>Error rate per subtype (expert 1's label):</p>")
-                parts.append(sub.to_html(border=0, float_format=lambda x: f"{x:.3f}"))
+            parts += _rater_section(r)
     parts.append("<h2 id='gallery'>Misclassified patches</h2>")
     for name, items in galleries.items():
         parts.append(f"<h3 class='gallery-title'>{html.escape(name)} ({len(items)} shown)</h3>")
