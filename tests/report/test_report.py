@@ -327,3 +327,21 @@ def test_a_metric_registered_once_reaches_the_report_and_the_run_summary(
         "balanced_accuracy": {"mean": 0.5, "std": 0.1}, "auroc": {"mean": 0.6, "std": 0.1},
         "npv": {"mean": 0.75, "std": 0.05}}}}}  # fmt: skip
     assert summary_rows(run_summary)[0]["npv"] == "0.7500 ± 0.0500"
+
+
+def test_the_report_is_built_from_the_store_alone_with_the_same_figures(
+    results: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Slides travel with the predictions into results.sqlite: without the data root the CIs
+    still resample whole slides, and every figure of the table is the same."""
+    out, root = results
+    with_data, without = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(out, with_data)
+    shutil.copytree(out, without)
+    build_report(with_data, root, n_boot=50)
+    build_report(without, tmp_path / "no-data-here", n_boot=50)
+    a = pd.read_csv(with_data / "report" / "tables.csv")
+    b = pd.read_csv(without / "report" / "tables.csv")
+    pd.testing.assert_frame_equal(a, b)
+    amibr = a[a["dataset"] == "amibr/test"]
+    assert (amibr["ci_resampling"] == "slides").all()

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (job, dataset, variant, metric)
 );
 CREATE TABLE IF NOT EXISTS predictions (
-    job TEXT, dataset TEXT, sample TEXT, label INTEGER, prob REAL, prob_tta REAL,
+    job TEXT, dataset TEXT, sample TEXT, label INTEGER, prob REAL, prob_tta REAL, grp TEXT,
     PRIMARY KEY (job, dataset, sample)
 );
 """
@@ -53,6 +53,8 @@ class ResultsStore:
             columns = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
             if "folds_sha256" not in columns:  # a store made before folds were recorded
                 con.execute("ALTER TABLE jobs ADD COLUMN folds_sha256 TEXT")
+            if "grp" not in {row[1] for row in con.execute("PRAGMA table_info(predictions)")}:
+                con.execute("ALTER TABLE predictions ADD COLUMN grp TEXT")  # before slides were kept
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -122,7 +124,7 @@ class ResultsStore:
         rows_m, rows_p = [], []
         for csv in fold.prediction_files():
             dataset = set_key(csv)
-            frame = pd.read_csv(csv)
+            frame = pd.read_csv(csv, dtype={"group": str})
             variants = {"fold": frame["prob"]}
             if "prob_tta" in frame:
                 variants["tta"] = frame["prob_tta"]
@@ -132,15 +134,20 @@ class ResultsStore:
                 ).items():
                     rows_m.append((job, dataset, variant, metric, float(value)))
             tta = frame["prob_tta"] if "prob_tta" in frame else [None] * len(frame)
+            grp = frame["group"].astype(str) if "group" in frame else [None] * len(frame)
             rows_p += [
-                (job, dataset, str(i), int(lab), float(p), None if t is None else float(t))
-                for i, lab, p, t in zip(frame["id"], frame["label"], frame["prob"], tta, strict=True)
+                (job, dataset, str(i), int(lab), float(p), None if t is None else float(t), g)
+                for i, lab, p, t, g in zip(frame["id"], frame["label"], frame["prob"], tta, grp, strict=True)
             ]
         with self._connect() as con:
             con.execute("DELETE FROM metrics WHERE job = ?", (job,))
             con.execute("DELETE FROM predictions WHERE job = ?", (job,))
             con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows_m)
-            con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows_p)
+            con.executemany(
+                "INSERT INTO predictions (job, dataset, sample, label, prob, prob_tta, grp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows_p,
+            )
             con.execute(
                 "UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ?, folds_sha256 = ?"
                 " WHERE job = ?",
@@ -169,7 +176,8 @@ class ResultsStore:
 
     def predictions(self) -> pd.DataFrame:
         return self._done(
-            "p.dataset, p.sample, p.label, p.prob, p.prob_tta FROM predictions p JOIN jobs j USING (job)"
+            "p.dataset, p.sample, p.label, p.prob, p.prob_tta, p.grp AS grp"
+            " FROM predictions p JOIN jobs j USING (job)"
         )
 
     def _done(self, columns_from: str) -> pd.DataFrame:

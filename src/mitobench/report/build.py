@@ -112,6 +112,18 @@ def raters_for_results(results_dir: Path, data_root: Path, n_boot: int = 1000) -
     return out
 
 
+def stored_groups(preds: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Each test set's slide per figure, as the store keeps it (sets whose every figure has one):
+    the CIs resample whole slides without the data root, the same on any machine."""
+    out: dict[str, dict[str, str]] = {}
+    if "grp" not in preds:
+        return out
+    for key, part in preds.groupby("dataset"):
+        if part["grp"].notna().all():
+            out[str(key)] = dict(zip(part["sample"].astype(str), part["grp"].astype(str), strict=True))
+    return out
+
+
 def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict[str, Path]:
     """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html."""
     if not (results_dir / STORE_FILE).is_file():
@@ -122,11 +134,11 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
     keys = sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))
     named = [k for k in keys if k.split("/")[0] in DATASETS]  # custom sets are not reloaded here
     datasets = {ds.key: ds for ds in load_present(named, data_root)[0]}
-    groups = {
+    groups = {  # a store from before slides were kept: read them from the data, where it is here
         k: dict(zip(ds.ids, ds.frame["group"].astype(str), strict=True))
         for k, ds in datasets.items()
         if ds.frame["group"].notna().all()
-    }
+    } | stored_groups(preds)
     conditions = paper_conditions(store.job_specs(), PAPER_FOLDS_SHA256)
     table = results_table(preds, metrics, groups, n_boot, conditions)
     trained_on = "Trained on: " + (

@@ -11,7 +11,7 @@ A *run* is one model trained in one mode under one recipe, fold by fold::
         last.pt                   resumable training state (gone once the fit ends)
         fit.json                  the fit's result: best epoch, threshold, history
         done.json                 the fold is trained and evaluated
-        predictions/<name>__<split>.csv   id, label, prob[, prob_tta] per evaluated set
+        predictions/<name>__<split>.csv   id, label, prob[, prob_tta][, group] per evaluated set
 """
 
 from __future__ import annotations
@@ -135,11 +135,21 @@ class FoldDir:
         return sorted(self.predictions.glob("*.csv"))
 
     def write_predictions(
-        self, key: str, ids: list[str], labels: np.ndarray, probs: np.ndarray, tta: np.ndarray | None = None
+        self,
+        key: str,
+        ids: list[str],
+        labels: np.ndarray,
+        probs: np.ndarray,
+        tta: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
     ) -> None:
+        """One evaluated set's probabilities; `groups` (each figure's slide, where every one is
+        known) travel with them, so the report resamples slides without the data at hand."""
         frame = pd.DataFrame({"id": ids, "label": labels.astype(int), "prob": probs})
         if tta is not None:
             frame["prob_tta"] = tta
+        if groups is not None and pd.notna(groups).all():
+            frame["group"] = [str(g) for g in groups]
         with atomic_path(self.prediction_file(key)) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6f")
 

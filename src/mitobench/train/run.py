@@ -344,8 +344,10 @@ class _FoldJob:
         if not self.fold.is_fitted():
             return None
         val_ids = [train_set.ids[i] for i in va_idx]
+        val_probs = self._predict(model, val_b, "validating")
+        val_groups = train_set.groups[va_idx]
         self.fold.write_predictions(
-            f"{train_set.name}/val", val_ids, val_b.labels, self._predict(model, val_b, "validating")
+            f"{train_set.name}/val", val_ids, val_b.labels, val_probs, None, val_groups
         )
         for ds in evals:
             batches = data.batches(ds.key, None, encoder, cfg, dev)
@@ -355,7 +357,7 @@ class _FoldJob:
                 if cfg.tta and encoder
                 else None
             )
-            self.fold.write_predictions(ds.key, ds.ids, ds.labels, probs, tta)
+            self.fold.write_predictions(ds.key, ds.ids, ds.labels, probs, tta, ds.groups)
         return {
             "fold": self.fold.fold,
             "threshold": fitted.threshold,
