@@ -56,11 +56,13 @@ if TYPE_CHECKING:  # built at run time from the registries; to a type checker, p
     ModeChoice: TypeAlias = Enum
     PresetChoice: TypeAlias = Enum
     ExecutorChoice: TypeAlias = Enum
+    FormatChoice: TypeAlias = Enum
 else:
     SplitChoice = _choices("SplitChoice", SPLITS)
     ModeChoice = _choices("ModeChoice", get_args(Mode))
     PresetChoice = _choices("PresetChoice", PRESETS)
     ExecutorChoice = _choices("ExecutorChoice", [e.value for e in Executor])
+    FormatChoice = _choices("FormatChoice", ("bundle", "onnx"))
 
 
 def _root(data_root: Path | None, fetch: bool = False) -> Path:
@@ -648,7 +650,10 @@ def export_cmd(
             "holding one run (else pass results/NAME/runs/RUN)."
         ),
     ],
-    out: Annotated[Path, typer.Option(help="Bundle file to write.")] = Path("model.safetensors"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="File to write (default: model.safetensors, or model.onnx with --format onnx)."),
+    ] = None,
     folds: Annotated[
         str | None,
         typer.Option(
@@ -656,16 +661,27 @@ def export_cmd(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    format_: Annotated[
+        FormatChoice,
+        typer.Option(
+            "--format",
+            help="bundle: one safetensors file for PyTorch; onnx: the fold ensemble as one ONNX graph "
+            "with a .onnx.json sidecar of its settings, for ONNX Runtime (pip install 'mitobench[onnx]').",
+        ),
+    ] = FormatChoice("bundle"),
 ) -> None:
-    """Bundle a run's fold models, model spec, normalisation and threshold into one file."""
+    """Export a run's fold models with their model spec, normalisation, patch geometry and threshold."""
     from mitobench.inference.bundle import export_bundle
+    from mitobench.inference.onnx import export_onnx
     from mitobench.inference.predictor import from_run
     from mitobench.runs.rundir import find_run
 
-    _check_out_file(out, overwrite, "model.safetensors")
+    onnx = format_.value == "onnx"
+    out = out or Path("model.onnx" if onnx else "model.safetensors")
+    _check_out_file(out, overwrite, out.name)
     run = find_run(run)
     predictor = from_run(run, _parse_folds(folds) if folds else None, complete=True)
-    export_bundle(predictor, out)
+    (export_onnx if onnx else export_bundle)(predictor, out)
     out_console.print(
         f"{out}: {len(predictor.fold_states)} fold model(s), threshold {predictor.threshold:.3f} "
         f"({out.stat().st_size / 1e6:.1f} MB)",

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from mitobench.data.manifest import sha256_files
 from mitobench.errors import ConfigError
+from mitobench.inference.onnx import OnnxPredictor, from_onnx, sidecar
 from mitobench.inference.predictor import Predictor, assemble, from_run
 from mitobench.paths import atomic_path
 from mitobench.runs.spec import saved_settings
@@ -139,18 +140,28 @@ def from_bundle(path: Path) -> Predictor:
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta_out)
 
 
-def load_model(path: Path) -> Predictor:
-    """A run directory or an exported bundle, whichever `path` is."""
+Engine = Predictor | OnnxPredictor
+"""What classifies patches: the PyTorch fold models, or the ONNX Runtime graph."""
+
+
+def load_model(path: Path) -> Engine:
+    """A run directory, an exported bundle or an exported ONNX model, whichever `path` is."""
     if path.is_dir():
         return from_run(path)
     if not path.is_file():
         raise ConfigError(
-            f"{path}: no such run directory or bundle", "pass a run folder or a .safetensors bundle"
+            f"{path}: no such run directory or bundle",
+            "pass a run folder, a .safetensors bundle or an .onnx model",
         )
+    if path.suffix.lower() == ".onnx":
+        return from_onnx(path)
     return from_bundle(path)
 
 
 def model_fingerprint(path: Path) -> str:
     """sha256 of what the predictions depend on: the bundle file, or a run's settings and fold weights."""
-    files = [path] if path.is_file() else [path / "run.json", *sorted(path.glob("fold_*/best.safetensors"))]
+    if path.is_file():
+        files = [path, sidecar(path)] if path.suffix.lower() == ".onnx" else [path]
+    else:
+        files = [path / "run.json", *sorted(path.glob("fold_*/best.safetensors"))]
     return sha256_files(files)

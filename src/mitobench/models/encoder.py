@@ -59,29 +59,9 @@ class Encoder(nn.Module):
         return int(width) * (2 if self.pooling is Pooling.CLS_MEAN else 1)
 
     def prepare(self, images: torch.Tensor, path: PreparePath | None = None) -> torch.Tensor:
-        """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the transform's size.
-
-        `path` picks how uint8 input is resized: `uint8` (the CPU's fixed-point, PIL-equivalent
-        kernel, then one pass to normalise) or `float` (divide by 255 first: the only way on a
-        GPU). None picks by the device; both give the same image within a grey level.
-        """
-        x = images
-        if x.dtype == torch.uint8 and x.shape[-1] == 3:
-            x = x.permute(0, 3, 1, 2)
-        x = x.to(self.mean.device)
-        t = self.transform
-        scale = 1.0 / self.std.view(3)
-        levels = x.dtype == torch.uint8  # 0..255 values (uint8, or as floats on the float path)
-        if levels and (path or default_path(x.device)) == "float":
-            x = x.float()
-        if x.shape[-1] != t.resize or x.shape[-2] != t.resize:
-            x = _resize(x, t.resize, t.interpolation, 255.0 if levels else 1.0)
-        if t.resize != t.size:
-            off = round((t.resize - t.size) / 2.0)  # torchvision's CenterCrop offset
-            x = x[..., off : off + t.size, off : off + t.size]
-        if levels:
-            x, scale = x.float(), scale / 255.0
-        return _normalise(x, scale, -self.mean.view(3) / self.std.view(3))
+        """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the transform's size
+        (see `prepare`), on the encoder's device."""
+        return prepare(images.to(self.mean.device), self.transform, path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of prepared (normalised) images."""
@@ -113,6 +93,33 @@ class TransformersTokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[:, 0]
+
+
+def prepare(images: torch.Tensor, t: InputTransform, path: PreparePath | None = None) -> torch.Tensor:
+    """uint8 NHWC (or float NCHW in [0, 1]) -> normalised float NCHW at the transform's size.
+
+    One implementation for every engine (PyTorch, ONNX Runtime). `path` picks how uint8 input is
+    resized: `uint8` (the CPU's fixed-point, PIL-equivalent kernel, then one pass to normalise)
+    or `float` (divide by 255 first: the only way on a GPU). None picks by the device; both give
+    the same image within a grey level.
+    """
+    x = images
+    if x.dtype == torch.uint8 and x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    mean = torch.tensor(t.mean, device=x.device)
+    std = torch.tensor(t.std, device=x.device)
+    scale = 1.0 / std
+    levels = x.dtype == torch.uint8  # 0..255 values (uint8, or as floats on the float path)
+    if levels and (path or default_path(x.device)) == "float":
+        x = x.float()
+    if x.shape[-1] != t.resize or x.shape[-2] != t.resize:
+        x = _resize(x, t.resize, t.interpolation, 255.0 if levels else 1.0)
+    if t.resize != t.size:
+        off = round((t.resize - t.size) / 2.0)  # torchvision's CenterCrop offset
+        x = x[..., off : off + t.size, off : off + t.size]
+    if levels:
+        x, scale = x.float(), scale / 255.0
+    return _normalise(x, scale, -mean / std)
 
 
 def _resize(x: torch.Tensor, side: int, mode: str, top: float) -> torch.Tensor:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mitobench import CLASS_NAMES
 from mitobench.errors import DataError
-from mitobench.inference.predictor import Predictor
+from mitobench.inference.bundle import Engine
 from mitobench.progress import NullProgress, Progress
 from mitobench.slides.reader import SlideReader
 
@@ -57,7 +57,7 @@ def _read_chunks(
 def classify_detections(
     reader: SlideReader,
     detections: pd.DataFrame,
-    predictor: Predictor,
+    predictor: Engine,
     threshold: float | None = None,
     workers: int = 2,
     progress: Progress | None = None,

@@ -13,8 +13,7 @@ from typing import Any
 from mitobench.data.geometry import PAPER_PATCH
 from mitobench.data.upstream import read_csv
 from mitobench.errors import ConfigError, DataError, MitobenchError
-from mitobench.inference.bundle import load_model, model_fingerprint
-from mitobench.inference.predictor import Predictor
+from mitobench.inference.bundle import Engine, load_model, model_fingerprint
 from mitobench.paths import TMP_NAME_EXTRA, require_short_enough
 from mitobench.progress import NullProgress, Progress
 from mitobench.slides.classify import classify_detections
@@ -103,7 +102,7 @@ class SlideJob:
 
 def classify_slide(
     job: SlideJob,
-    predictor: Predictor,
+    predictor: Engine,
     model: dict[str, str],
     out: Path,
     options: SlideOptions,

@@ -1,0 +1,64 @@
+"""ONNX export: the fold ensemble as one graph run by ONNX Runtime gives PyTorch's
+probabilities within 1e-4 on real patches, through the same commands."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mitobench.inference.onnx import export_onnx
+    from mitobench.inference.predictor import from_run
+
+    return export_onnx(from_run(trained_run), tmp_path_factory.mktemp("onnx") / "m.onnx")
+
+
+def test_onnx_runtime_gives_pytorchs_probabilities_on_real_patches(
+    trained_run, onnx_model, real_patches
+) -> None:
+    from mitobench.inference.onnx import from_onnx
+    from mitobench.inference.predictor import from_run
+
+    _, arrays = real_patches
+    images = np.stack(arrays)
+    torch_probs = from_run(trained_run).fold_probs(images)
+    engine = from_onnx(onnx_model)
+    onnx_probs = engine.fold_probs(images)
+    assert sorted(onnx_probs) == sorted(torch_probs) == [0, 1]
+    for k in torch_probs:
+        assert np.abs(onnx_probs[k] - torch_probs[k]).max() < 1e-4
+    assert engine.threshold == pytest.approx(from_run(trained_run).threshold)
+    assert engine.patch.size == 128
+
+
+def test_predict_and_export_through_the_cli(trained_run, onnx_model, real_patches, tmp_path, cli) -> None:
+    folder, _ = real_patches
+    code, _, err = cli("predict", trained_run, folder, "--out", tmp_path / "torch.csv")
+    assert code == 0, err
+    code, _, err = cli("predict", onnx_model, folder, "--out", tmp_path / "onnx.csv")
+    assert code == 0, err
+    a, b = (pd.read_csv(tmp_path / f) for f in ("torch.csv", "onnx.csv"))
+    assert list(a.columns) == list(b.columns) and (a["label"] == b["label"]).all()
+    assert np.abs(a["probability"] - b["probability"]).max() < 1e-4
+    (tmp_path / "e.onnx").write_bytes(b"earlier")  # `--format onnx` reaches export's checks
+    code, _, err = cli("export", trained_run, "--format", "onnx", "--out", tmp_path / "e.onnx")
+    assert code == 2 and "e.onnx exists" in err, err
+
+
+def test_an_onnx_model_without_its_settings_is_one_clear_message(
+    onnx_model, real_patches, tmp_path, cli
+) -> None:
+    lone = tmp_path / "lone.onnx"
+    shutil.copy(onnx_model, lone)
+    folder, _ = real_patches
+    code, _, err = cli("predict", lone, folder, "--out", tmp_path / "p.csv")
+    assert code == 2 and "lone.onnx.json" in err and "--format onnx" in err and "Traceback" not in err, err
