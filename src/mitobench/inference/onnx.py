@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from mitobench import CLASS_NAMES
-from mitobench.data.dataset import Dataset
-from mitobench.data.geometry import PatchGeometry
 from mitobench.errors import ConfigError
-from mitobench.inference.predictor import Predictor
+from mitobench.inference.predictor import FoldEnsemble, Predictor
 from mitobench.models.encoder import prepare
 from mitobench.models.spec import InputTransform
 from mitobench.paths import atomic_path, atomic_write_text
@@ -91,9 +87,9 @@ def export_onnx(predictor: Predictor, target: Path, opset: int = 18) -> Path:
 
 
 @dataclass
-class OnnxPredictor:
-    """The ONNX Runtime engine: the same interface as `Predictor` where `predict`, `slide` and
-    `midog` use it."""
+class OnnxPredictor(FoldEnsemble):
+    """The ONNX Runtime engine: threshold, patch geometry, `ensemble_probs` and `predict` as
+    `Predictor`'s (shared in `FoldEnsemble`)."""
 
     session: Any
     transform: InputTransform
@@ -102,15 +98,13 @@ class OnnxPredictor:
     meta: dict[str, Any]
     batch: int = 64
 
-    @property
-    def threshold(self) -> float:
-        return float(np.mean(list(self.thresholds.values())))
-
-    @property
-    def patch(self) -> PatchGeometry:
-        return PatchGeometry.from_dict(self.meta.get("patch"))
-
-    def fold_probs(self, images: np.ndarray, progress: Progress | None = None) -> dict[int, np.ndarray]:
+    def fold_probs(
+        self, images: np.ndarray, tta: bool = False, progress: Progress | None = None
+    ) -> dict[int, np.ndarray]:
+        if tta:
+            raise ConfigError(
+                "--tta is not available for an ONNX model", "leave out --tta, or pass the bundle"
+            )
         progress = progress or NullProgress()
         progress.start("ONNX Runtime", len(images))
         out = []
@@ -122,25 +116,6 @@ class OnnxPredictor:
         progress.finish()
         probs = np.concatenate(out) if out else np.zeros((0, len(self.folds)), np.float32)
         return {k: probs[:, i].astype(np.float64) for i, k in enumerate(self.folds)}
-
-    def ensemble_probs(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        return np.mean(list(self.fold_probs(images, progress).values()), axis=0)
-
-    def predict(
-        self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
-    ) -> pd.DataFrame:
-        """The same table as `Predictor.predict` (test-time augmentation is PyTorch's only)."""
-        if tta:
-            raise ConfigError(
-                "--tta is not available for an ONNX model", "leave out --tta, or pass the bundle"
-            )
-        probs = self.fold_probs(images, progress)
-        mean = np.mean(list(probs.values()), axis=0)
-        frame = pd.DataFrame({"id": dataset.ids, "probability": np.round(mean, 6)})
-        frame["label"] = [CLASS_NAMES[int(p >= self.threshold)] for p in mean]
-        for k, p in probs.items():
-            frame[f"prob_fold_{k}"] = np.round(p, 6)
-        return frame
 
 
 def from_onnx(path: Path) -> OnnxPredictor:

@@ -32,17 +32,18 @@ from mitobench.train.modes import ModeOptions, get_mode
 from mitobench.train.precision import device
 
 
-@dataclass
-class Predictor:
-    """Fold models of one run, ready to score uint8 patches."""
+class FoldEnsemble:
+    """What every engine of a fold ensemble shares (PyTorch's `Predictor`, ONNX Runtime's):
+    the ensemble's threshold, its patch geometry and the prediction table, all from the
+    engine's `fold_probs`, `thresholds` and `meta`."""
 
-    model: Classifier
-    mode: Mode
-    fold_states: dict[int, dict[str, torch.Tensor]]
     thresholds: dict[int, float]
-    cfg: TrainConfig
-    base_state: dict[str, torch.Tensor] | None
     meta: dict[str, Any]
+
+    def fold_probs(
+        self, images: np.ndarray, tta: bool = False, progress: Progress | None = None
+    ) -> dict[int, np.ndarray]:
+        raise NotImplementedError
 
     @property
     def threshold(self) -> float:
@@ -53,6 +54,35 @@ class Predictor:
     def patch(self) -> PatchGeometry:
         """The patch side and µm/px the fold models were trained on (new patches are made so)."""
         return PatchGeometry.from_dict(self.meta.get("patch"))
+
+    def ensemble_probs(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """The fold ensemble's atypical probability (mean over the folds) of every image."""
+        return np.mean(list(self.fold_probs(images, progress=progress).values()), axis=0)
+
+    def predict(
+        self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
+    ) -> pd.DataFrame:
+        """One row per patch: id, ensemble probability, predicted label, and each fold's probability."""
+        probs = self.fold_probs(images, tta, progress)
+        mean = np.mean(list(probs.values()), axis=0)
+        frame = pd.DataFrame({"id": dataset.ids, "probability": np.round(mean, 6)})
+        frame["label"] = [CLASS_NAMES[int(p >= self.threshold)] for p in mean]
+        for k, p in probs.items():
+            frame[f"prob_fold_{k}"] = np.round(p, 6)
+        return frame
+
+
+@dataclass
+class Predictor(FoldEnsemble):
+    """Fold models of one run, ready to score uint8 patches."""
+
+    model: Classifier
+    mode: Mode
+    fold_states: dict[int, dict[str, torch.Tensor]]
+    thresholds: dict[int, float]
+    cfg: TrainConfig
+    base_state: dict[str, torch.Tensor] | None
+    meta: dict[str, Any]
 
     def fold_probs(
         self, images: np.ndarray, tta: bool = False, progress: Progress | None = None
@@ -79,22 +109,6 @@ class Predictor:
                 description=f"fold {k}",
             )
         return out
-
-    def ensemble_probs(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """The fold ensemble's atypical probability (mean over the folds) of every image."""
-        return np.mean(list(self.fold_probs(images, progress=progress).values()), axis=0)
-
-    def predict(
-        self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
-    ) -> pd.DataFrame:
-        """One row per patch: id, ensemble probability, predicted label, and each fold's probability."""
-        probs = self.fold_probs(images, tta, progress)
-        mean = np.mean(list(probs.values()), axis=0)
-        frame = pd.DataFrame({"id": dataset.ids, "probability": np.round(mean, 6)})
-        frame["label"] = [CLASS_NAMES[int(p >= self.threshold)] for p in mean]
-        for k, p in probs.items():
-            frame[f"prob_fold_{k}"] = np.round(p, 6)
-        return frame
 
 
 def configured(encoder: Encoder, cfg: TrainConfig) -> Encoder:
