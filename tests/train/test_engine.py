@@ -39,7 +39,7 @@ def test_e2e_learns_a_separable_set(separable_root: Path, tmp_path: Path) -> Non
     assert sets["amibr/test"]["summary"]["balanced_accuracy"]["mean"] > 0.8
     assert sets["atnorm-md/test"]["summary"]["balanced_accuracy"]["mean"] > 0.8
     preds = (tmp_path / "run" / "fold_0" / "predictions" / "amibr__test.csv").read_text().splitlines()
-    assert preds[0] == "id,label,prob" and len(preds) == 3 * 12 + 1
+    assert preds[0] == "id,label,prob,group" and len(preds) == 3 * 12 + 1  # group: the slide
 
 
 def test_resumed_run_ends_identical(separable_root: Path, tmp_path: Path) -> None:
