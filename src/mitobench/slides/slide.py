@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mitobench.data.geometry import PAPER_PATCH
+from mitobench.data.geometry import PAPER_PATCH, PatchGeometry
 from mitobench.data.upstream import read_csv
 from mitobench.errors import ConfigError, DataError, MitobenchError
 from mitobench.inference.bundle import Engine, load_model, model_fingerprint
@@ -45,6 +45,11 @@ class SlideOptions:
     """Leave out (and count) GeoJSON features that are not points or shapes, instead of refusing."""
     force_mpp: bool = False
     """Use `mpp` even where it contradicts the slide's own resolution metadata."""
+
+    def for_model(self, patch: PatchGeometry) -> SlideOptions:
+        """These options with `patch_mpp` resolved: --patch-mpp if given, else the model's own
+        (recorded when it was trained), range-checked again."""
+        return self if self.patch_mpp is not None else replace(self, patch_mpp=patch.mpp)
 
     def __post_init__(self) -> None:
         """Every number in range before any slide is opened (NaN and infinity refused)."""
@@ -111,7 +116,9 @@ def classify_slide(
 ) -> dict[str, Any]:
     """Classify one slide's detections and write its GeoJSON, CSV and summary; returns the summary.
     `data`: the job's fingerprints, where the caller has them already."""
-    patch_mpp = options.patch_mpp or predictor.patch.mpp
+    options = options.for_model(predictor.patch)
+    patch_mpp = options.patch_mpp
+    assert patch_mpp is not None  # for_model resolved it
     reader = SlideReader(
         job.slide,
         options.mpp,
@@ -254,8 +261,7 @@ def run_slides(
     if not todo:
         return [], done, {}
     predictor = load_model(model_path)
-    # the model's own patch resolution, unless --patch-mpp says otherwise (checked again in range)
-    options = replace(options, patch_mpp=options.patch_mpp or predictor.patch.mpp)
+    options = options.for_model(predictor.patch)  # checked before the first slide is read
     summaries, failed = [], {}
     for job in todo:  # one bad slide must not cost the others: its reason is kept for the end
         try:

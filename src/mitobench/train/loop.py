@@ -257,12 +257,15 @@ class _Session:
     scaler: torch.amp.GradScaler = field(init=False)
     steps: int = field(init=False)
     draws: int = field(init=False)
+    pos_weight: float | None = field(init=False)
+    """The loss's positive-class weight (`balance: loss`), from the training labels once."""
 
     def __post_init__(self) -> None:
         cfg, n = self.ctx.cfg, len(self.ctx.train.labels)
         epoch_size, bs = cfg.epoch_size or n, cfg.batch_size
         self.steps = max(1, epoch_size // bs if cfg.drop_last else math.ceil(epoch_size / bs))
         self.draws = self.steps * bs if cfg.drop_last else epoch_size  # the reference runs the partial batch
+        self.pos_weight = _pos_weight(self.ctx.train.labels, cfg)
         self.g = torch.Generator().manual_seed(cfg.seed)
         self.opt = _optimizer(self.model, cfg)
         self.sched = _make_scheduler(self.opt, cfg, self.steps)
@@ -321,7 +324,7 @@ class _Session:
             y = torch.from_numpy(targets[idx]).to(ctx.dev)
             with autocast(self.choice.dtype, ctx.dev):
                 logits = self.model(x)
-            loss = binary_loss(logits.float(), y, cfg, _pos_weight(labels, cfg))
+            loss = binary_loss(logits.float(), y, cfg, self.pos_weight)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {s + 1}",

@@ -275,10 +275,11 @@ def train_run(
         return RunResult(run_dir, run.write_summary())  # nothing to train or evaluate
     dev = device()
     data = _load([prep.train_set, *prep.evals], ImageCache(), progress)
-    if "patch" not in run.read_record():  # what `predict`, `slide` and the bundle cut patches to
+    run_record = run.read_record()
+    if "patch" not in run_record:  # what `predict`, `slide` and the bundle cut patches to
         side = data.images[prep.train_set.key].shape[1:3]
         patch = patch_geometry(spec.train_data, (int(side[0]), int(side[1])))
-        run.write_record({**run.read_record(), "patch": patch.to_dict()})
+        run.write_record({**run_record, "patch": patch.to_dict()})
     result = RunResult(run_dir, {}, skipped_sets=prep.missing)
     encoder = None
     if mode.on_embeddings:
