@@ -128,7 +128,10 @@ def test_report_without_results_is_a_user_error(tmp_path: Path, cli) -> None:
 def _fold_frames(
     preset: str, n_folds: int = 5, train_data: str = "amibr/train"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predictions and thresholds of an efficientnetv2_m run on a small 'amibr/test'."""
+    """Predictions and per-fold metrics (as the store keeps them) of an efficientnetv2_m run on a
+    small 'amibr/test'."""
+    from mitobench.metrics.binary import compute
+
     rng = np.random.default_rng(0)
     labels = np.arange(40) % 2
     preds, metrics = [], []
@@ -140,10 +143,10 @@ def _fold_frames(
              "prob_tta": None}
             for i, (y, p) in enumerate(zip(labels, probs, strict=True))
         ]  # fmt: skip
-        metrics.append(
-            {**run, "fold": fold, "dataset": "amibr/test", "variant": "fold", "metric": "threshold",
-             "value": 0.5}
-        )  # fmt: skip
+        metrics += [
+            {**run, "fold": fold, "dataset": "amibr/test", "variant": "fold", "metric": name, "value": value}
+            for name, value in compute(labels, probs, 0.5).items()
+        ]
     return pd.DataFrame(preds), pd.DataFrame(metrics)
 
 
@@ -345,3 +348,45 @@ def test_the_report_is_built_from_the_store_alone_with_the_same_figures(
     pd.testing.assert_frame_equal(a, b)
     amibr = a[a["dataset"] == "amibr/test"]
     assert (amibr["ci_resampling"] == "slides").all()
+    pages = [(d / "report" / "report.html").read_text() for d in (with_data, without)]
+    raters = [re.search(r"<h2 id='raters'>.*?(?=<h2|$)", page, re.S) for page in pages]
+    assert raters[0] and raters[1] and raters[0].group(0) == raters[1].group(0)  # votes came from the store
+    assert "truth: atypical" in pages[0] and "truth: " not in pages[1]  # the gallery needs the images
+    assert "No gallery for: amibr/test, atnorm-md/test" in pages[1]
+
+
+def test_the_votes_kept_in_the_store_are_the_datasets(results: tuple[Path, Path]) -> None:
+    """The rater analysis from the store's copy of each voted set equals the one from the data
+    root's own files (an independent read of the votes, slides and subtypes)."""
+    from mitobench.benchmark.store import ResultsStore
+    from mitobench.data.registry import load
+    from mitobench.report.build import _ensemble_calls, rater_analysis, stored_dataset
+
+    out, root = results
+    store = ResultsStore(out)
+    preds, metrics = store.predictions(), store.metrics()
+    for key in ("amibr/test", "atnorm-md/test"):
+        kept, original = stored_dataset(store, preds, key), load(key, root)
+        assert kept is not None and kept.ids == [str(i) for i in original.ids]
+        calls = _ensemble_calls(preds, metrics, key)
+        a, b = rater_analysis(kept, calls, n_boot=30)[0], rater_analysis(original, calls, n_boot=30)[0]
+        assert a["n"] > 0 and a["leave_one_out"] and a["label_noise"]["models"]
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_the_report_reads_each_folds_scores_from_the_store(results: tuple[Path, Path], tmp_path: Path) -> None:
+    """Per-fold figures are scored once, when the fold finishes; the report does not score the
+    predictions again (a stored value changed by hand shows in the table)."""
+    import sqlite3
+
+    copy = tmp_path / "results"
+    shutil.copytree(results[0], copy)
+    with sqlite3.connect(copy / "results.sqlite") as con:
+        con.execute(
+            "UPDATE metrics SET value = 0.123 WHERE metric = 'balanced_accuracy' AND variant = 'fold'"
+            " AND dataset = 'amibr/test'"
+        )
+    build_report(copy, results[1], n_boot=0)
+    table = pd.read_csv(copy / "report" / "tables.csv").set_index("dataset")
+    assert table.loc["amibr/test", "bacc_mean"] == pytest.approx(0.123)
+    assert table.loc["atnorm-md/test", "bacc_mean"] != pytest.approx(0.123)

@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from mitobench.data.dataset import FACT_PREFIXES
 from mitobench.errors import ConfigError, StorageError
-from mitobench.metrics.binary import compute
+from mitobench.metrics.binary import REGISTRY
 from mitobench.paths import require_folder
 from mitobench.runs.rundir import FoldDir, set_key
 
@@ -35,7 +36,12 @@ CREATE TABLE IF NOT EXISTS predictions (
     job TEXT, dataset TEXT, sample TEXT, label INTEGER, prob REAL, prob_tta REAL, grp TEXT,
     PRIMARY KEY (job, dataset, sample)
 );
+CREATE TABLE IF NOT EXISTS figures (
+    dataset TEXT, sample TEXT, facts TEXT,
+    PRIMARY KEY (dataset, sample)
+);
 """
+
 STORE_FILE = "results.sqlite"
 _TRAIN_DATA = "COALESCE(json_extract(j.spec, '$.train_data'), 'amibr/train') AS train_data"
 """Which training data a job used (jobs recorded before it was a setting trained on AMi-Br)."""
@@ -121,18 +127,27 @@ class ResultsStore:
     def finish(self, job: str, fold: FoldDir, seconds: float) -> None:
         """Record a finished fold: its metrics and every prediction file, in one transaction."""
         done = fold.read_done()
-        rows_m, rows_p = [], []
+        scores = fold.scores()  # the fold's metrics, as the run summary has them
+        rows_m = [
+            (job, dataset, variant, metric, float(value))
+            for dataset, variants in scores.items()
+            for variant, values in variants.items()
+            for metric, value in values.items()
+        ]
+        rows_p, rows_f = [], []
         for csv in fold.prediction_files():
             dataset = set_key(csv)
             frame = pd.read_csv(csv, dtype={"group": str})
-            variants = {"fold": frame["prob"]}
-            if "prob_tta" in frame:
-                variants["tta"] = frame["prob_tta"]
-            for variant, probs in variants.items():
-                for metric, value in compute(
-                    frame["label"].to_numpy(), probs.to_numpy(), done["threshold"]
-                ).items():
-                    rows_m.append((job, dataset, variant, metric, float(value)))
+            facts = [c for c in frame.columns if c.startswith(FACT_PREFIXES)]
+            if facts:
+                rows_f += [
+                    (
+                        dataset,
+                        str(i),
+                        json.dumps({c: v for c, v in zip(facts, row, strict=True) if pd.notna(v)}),
+                    )
+                    for i, row in zip(frame["id"], frame[facts].itertuples(index=False), strict=True)
+                ]
             tta = frame["prob_tta"] if "prob_tta" in frame else [None] * len(frame)
             grp = frame["group"].astype(str) if "group" in frame else [None] * len(frame)
             rows_p += [
@@ -148,6 +163,7 @@ class ResultsStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows_p,
             )
+            con.executemany("INSERT OR REPLACE INTO figures VALUES (?, ?, ?)", rows_f)
             con.execute(
                 "UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ?, folds_sha256 = ?"
                 " WHERE job = ?",
@@ -172,18 +188,52 @@ class ResultsStore:
         return dict(pd.Series(labels, dtype=object).value_counts()) if labels else {}
 
     def metrics(self) -> pd.DataFrame:
-        return self._done("m.dataset, m.variant, m.metric, m.value FROM metrics m JOIN jobs j USING (job)")
+        """Every finished job's metrics per dataset and variant, as each fold scored them. A metric
+        registered after a job ran is scored here from the stored predictions (not kept)."""
+        stored = self._done("m.dataset, m.variant, m.metric, m.value FROM metrics m JOIN jobs j USING (job)")
+        missing = [name for name in REGISTRY if name not in set(stored["metric"])]
+        if not missing or stored.empty:
+            return stored
+        return pd.concat([stored, self._score_later(stored, missing)], ignore_index=True)
+
+    def _score_later(self, stored: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+        keys = ["model", "mode", "preset", "train_data", "fold", "dataset"]
+        thresholds = stored[stored["metric"] == "threshold"].set_index([*keys, "variant"])["value"]
+        rows = []
+        for key, part in self.predictions().groupby(keys):
+            labels = part["label"].to_numpy().astype(int)
+            for variant, column in (("fold", "prob"), ("tta", "prob_tta")):
+                if (*key, variant) not in thresholds.index or part[column].isna().any():
+                    continue
+                probs = part[column].to_numpy(dtype=float)
+                calls = (probs >= thresholds[(*key, variant)]).astype(int)
+                rows += [
+                    {**dict(zip(keys, key, strict=True)), "variant": variant, "metric": n,
+                     "value": REGISTRY[n].fn(labels, probs, calls)}
+                    for n in names
+                ]  # fmt: skip
+        return pd.DataFrame(rows, columns=stored.columns)
 
     def predictions(self) -> pd.DataFrame:
         return self._done(
             "p.dataset, p.sample, p.label, p.prob, p.prob_tta, p.grp AS grp"
-            " FROM predictions p JOIN jobs j USING (job)"
+            " FROM predictions p JOIN jobs j USING (job)",
+            order="p.rowid",  # the order the figures were scored in (bootstrap resamples follow it)
         )
 
-    def _done(self, columns_from: str) -> pd.DataFrame:
+    def figure_facts(self, dataset: str) -> pd.DataFrame:
+        """(sample, vote_*, subtype_*) of `dataset`'s figures as the prediction files carried them
+        (empty when they carried none: a set without votes, or a store from an older version)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT sample, facts FROM figures WHERE dataset = ?", (dataset,)).fetchall()
+        return pd.DataFrame([{"sample": sample, **json.loads(facts)} for sample, facts in rows])
+
+    def _done(self, columns_from: str, order: str = "") -> pd.DataFrame:
         """Rows of finished jobs, each with its run's keys and fold first."""
         run = f"j.model, j.mode, j.preset, {_TRAIN_DATA}, j.fold"
-        return self._frame(f"SELECT {run}, {columns_from} WHERE j.status = 'done'")
+        return self._frame(
+            f"SELECT {run}, {columns_from} WHERE j.status = 'done'" + (f" ORDER BY {order}" if order else "")
+        )
 
     def _frame(self, sql: str) -> pd.DataFrame:
         with self._connect() as con:

@@ -16,6 +16,11 @@ REQUIRED_COLUMNS = ("id", "path", "label", "group")
 """Every dataset frame has these; `label` is 1 for atypical, 0 for normal; `group` may be NA."""
 
 
+FACT_PREFIXES = ("vote_", "subtype_")
+"""Per-figure facts that travel with a model's predictions into the results store (the experts'
+votes and subtypes), so the rater analysis needs no data root."""
+
+
 def vote_columns(frame: pd.DataFrame) -> list[str]:
     """The experts' vote columns (`vote_<expert>`, 1 = atypical), in a fixed order."""
     return sorted(c for c in frame.columns if c.startswith("vote_"))
@@ -72,6 +77,10 @@ class Dataset:
     @property
     def groups(self) -> np.ndarray:
         return self.frame["group"].to_numpy()
+
+    def figure_facts(self) -> pd.DataFrame:
+        """The per-figure facts (`FACT_PREFIXES` columns) in sample order; no columns if none."""
+        return self.frame[[c for c in self.frame.columns if c.startswith(FACT_PREFIXES)]]
 
     def subset(self, index: np.ndarray | list[int], split: str | None = None) -> Dataset:
         """The samples at `index`, in that order (e.g. one fold's training rows)."""

@@ -31,5 +31,7 @@ def evaluate_run(
         probs = predictor.fold_probs(images, progress=progress)
         tta_probs = predictor.fold_probs(images, tta=True, progress=progress) if tta else {}
         for k, p in probs.items():
-            run.fold(k).write_predictions(ds.key, ds.ids, ds.labels, p, tta_probs.get(k), ds.groups)
+            run.fold(k).write_predictions(
+                ds.key, ds.ids, ds.labels, p, tta_probs.get(k), ds.groups, ds.figure_facts()
+            )
     return run.write_summary()

@@ -104,6 +104,12 @@ def compute(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> di
     return {**out, "threshold": float(threshold), "n": len(labels)}
 
 
+def ensemble_scores(labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
+    """The fold ensemble's metrics: the mean probability of the fold models (rows of `probs`) at
+    the mean of their thresholds."""
+    return compute(labels, np.asarray(probs, dtype=np.float64).mean(axis=0), float(np.mean(thresholds)))
+
+
 def selection_score(name: str, labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
     """One metric for picking the best epoch, without computing all of `compute` every epoch."""
     labels = np.asarray(labels).astype(int)
@@ -138,7 +144,7 @@ def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
     """Mean and sample standard deviation (ddof 1) over fold models; the paper printed np.std
     (ddof 0), which the report shows beside its published figures."""
     out: dict[str, dict[str, Any]] = {}
-    for name in METRICS:
+    for name in REGISTRY:
         values = np.array([m[name] for m in per_fold], dtype=np.float64)
         out[name] = {
             "mean": float(np.nanmean(values)),

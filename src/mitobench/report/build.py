@@ -98,18 +98,68 @@ def _store_with_results(results_dir: Path) -> ResultsStore:
     return store
 
 
+def stored_dataset(store: ResultsStore, preds: pd.DataFrame, key: str) -> Dataset | None:
+    """A scored test set as the store keeps it — each figure's label, slide and the experts' votes
+    and subtypes, in the order they were scored — or None when its votes did not travel with the
+    predictions (a set without votes, or a store from before they did)."""
+    facts = store.figure_facts(key)
+    if facts.empty:
+        return None
+    part = preds[preds["dataset"] == key].drop_duplicates("sample")
+    frame = pd.DataFrame(
+        {
+            "id": part["sample"].astype(str),
+            "path": "",
+            "label": part["label"].astype(int),
+            "group": part["grp"],
+        }
+    )
+    frame = frame.merge(facts.rename(columns={"sample": "id"}), on="id", how="left")
+    name, split = key.rsplit("/", 1)
+    return Dataset(name, split, frame.reset_index(drop=True))
+
+
+def _voted_sets(
+    store: ResultsStore, preds: pd.DataFrame, keys: list[str], loaded: dict[str, Dataset]
+) -> list[Dataset]:
+    """The scored test sets with two or more experts' votes: from the store, or for a store made
+    before votes were kept, from the data root where the set is there."""
+    out = []
+    for key in keys:
+        ds = stored_dataset(store, preds, key) or loaded.get(key)
+        if ds is not None and len(vote_columns(ds.frame)) >= 2:
+            out.append(ds)
+    return out
+
+
 def raters_for_results(results_dir: Path, data_root: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
     """`mitobench raters --results DIR`: the analysis on every voted test set the store scored."""
     store = _store_with_results(results_dir)
     preds, metrics = store.predictions(), store.metrics()
-    named = [
-        k for k in sorted(preds["dataset"].unique()) if k.split("/")[0] in DATASETS and not k.endswith("/val")
+    keys = _test_sets(preds)
+    stored = {k for k in keys if not store.figure_facts(k).empty}
+    loaded = {ds.key: ds for ds in load_present(_named(keys, skip=stored), data_root)[0]}
+    return [
+        rater_analysis(ds, _ensemble_calls(preds, metrics, ds.key), n_boot)[0]
+        for ds in _voted_sets(store, preds, keys, loaded)
     ]
-    out = []
-    for ds in load_present(named, data_root)[0]:
-        if len(vote_columns(ds.frame)) >= 2:
-            out.append(rater_analysis(ds, _ensemble_calls(preds, metrics, ds.key), n_boot)[0])
-    return out
+
+
+def _test_sets(preds: pd.DataFrame) -> list[str]:
+    return sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))
+
+
+def _named(keys: list[str], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The registry's datasets among `keys` (a user's own sets are not reloaded by name)."""
+    return [k for k in keys if k.split("/")[0] in DATASETS and k not in skip]
+
+
+def _same_figures(ds: Dataset, preds: pd.DataFrame) -> bool:
+    """The data root's set holds the figures the store scored, with the same labels (else its
+    images would not be the ones the gallery names)."""
+    part = preds[preds["dataset"] == ds.key].drop_duplicates("sample")
+    stored = set(zip(part["sample"].astype(str), part["label"].astype(int), strict=True))
+    return stored == set(zip(map(str, ds.ids), ds.labels.tolist(), strict=True))
 
 
 def stored_groups(preds: pd.DataFrame) -> dict[str, dict[str, str]]:
@@ -131,10 +181,11 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
     store = _store_with_results(results_dir)
     preds, metrics = store.predictions(), store.metrics()
     folder = results_dir / "report"
-    keys = sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))
-    named = [k for k in keys if k.split("/")[0] in DATASETS]  # custom sets are not reloaded here
-    datasets = {ds.key: ds for ds in load_present(named, data_root)[0]}
-    groups = {  # a store from before slides were kept: read them from the data, where it is here
+    keys = _test_sets(preds)
+    datasets = {  # only for images (the gallery) and a store made before slides and votes were kept
+        ds.key: ds for ds in load_present(_named(keys), data_root)[0] if _same_figures(ds, preds)
+    }
+    groups = {
         k: dict(zip(ds.ids, ds.frame["group"].astype(str), strict=True))
         for k, ds in datasets.items()
         if ds.frame["group"].notna().all()
@@ -158,15 +209,15 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
                 plots.confusion_plot(preds, metrics, key, folder / "plots"),
                 plots.reliability_plot(preds, metrics, key, folder / "plots"),
             ]
-    galleries, raters = {}, []
+    galleries = {}
     for key, ds in datasets.items():
-        calls = _ensemble_calls(preds, metrics, key)
-        galleries.update(_gallery(ds, calls))
-        if len(vote_columns(ds.frame)) >= 2:
-            r, models = rater_analysis(ds, calls, n_boot)
-            raters.append(r)
-            if models:
-                plot_paths.append(plots.raters_plot(r, models, ds.labels, folder / "plots"))
+        galleries.update(_gallery(ds, _ensemble_calls(preds, metrics, key)))
+    raters = []
+    for ds in _voted_sets(store, preds, keys, datasets):
+        r, models = rater_analysis(ds, _ensemble_calls(preds, metrics, ds.key), n_boot)
+        raters.append(r)
+        if models:
+            plot_paths.append(plots.raters_plot(r, models, ds.labels, folder / "plots"))
     notes = [
         trained_on + f". Report built on: {machine.label()}.",
         "Balanced accuracy and AUROC: mean ± SD over the fold models (sample SD, ddof 1; beside a published "
@@ -175,8 +226,10 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
         "Ensemble: mean probability of the fold models "
         "at the mean of their thresholds. Atypical is the positive class. Published figures appear only "
         "beside runs of the `paper` preset; per fold only where the run trained on the paper's folds.",
-        "Missing datasets (not in the data root): "
-        + (", ".join(k for k in keys if k not in datasets) or "none"),
+        "Every figure comes from the results store; images for the gallery of errors from the data "
+        "root. No gallery for: "
+        + (", ".join(k for k in keys if k not in datasets) or "none")
+        + " (images not in the data root).",
     ]
     page = html_mod.render(
         f"mitobench report: {results_dir.name}",

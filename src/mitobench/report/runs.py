@@ -34,6 +34,8 @@ class RunSet:
     folds: list[int]
     thresholds: np.ndarray
     samples: list[str]
+    scores: list[dict[str, float]]
+    """Each fold model's metrics on the set, as the results store holds them (scored once)."""
 
     @property
     def label(self) -> str:
@@ -52,8 +54,8 @@ class RunSet:
 
 def run_sets(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str | None = None) -> Iterator[RunSet]:
     """Every (run, dataset) of the store, or every run on `dataset`; validation sets left out."""
-    t = metrics[(metrics["metric"] == "threshold") & (metrics["variant"] == "fold")]
-    thresholds = t.groupby([*RUN_KEYS, "fold"])["value"].first()
+    fold_metrics = metrics[metrics["variant"] == "fold"]
+    scores = fold_metrics.set_index([*RUN_KEYS, "dataset", "fold", "metric"])["value"].unstack("metric")
     preds = preds[~preds["dataset"].str.endswith("/val")]
     if dataset is not None:
         preds = preds[preds["dataset"] == dataset]
@@ -68,6 +70,7 @@ def run_sets(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str | None = N
             labels,
             wide.to_numpy().T,
             folds,
-            np.array([float(thresholds.loc[tuple([*run, f])]) for f in folds]),
+            np.array([float(scores.loc[(*run, name, f), "threshold"]) for f in folds]),
             [str(s) for s in wide.index],
+            [scores.loc[(*run, name, f)].to_dict() for f in folds],
         )

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mitobench.data.splits import N_FOLDS
-from mitobench.metrics.binary import compute, shown_metrics
+from mitobench.metrics.binary import ensemble_scores, shown_metrics
 from mitobench.metrics.bootstrap import SEED as CI_SEED
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
@@ -65,11 +65,11 @@ def results_table(
     groups = groups or {}
     rows = []
     for rs in run_sets(preds, metrics):
-        per_fold = [compute(rs.labels, p, th) for p, th in zip(rs.probs, rs.thresholds, strict=True)]
+        per_fold = rs.scores  # stored when each fold finished; only the ensemble is scored here
         g = groups.get(rs.dataset)
         slide = np.array([g.get(s, s) for s in rs.samples]) if g else None
         ci = bootstrap_ci(rs.labels, rs.probs, rs.thresholds, slide, n_boot=n_boot) if n_boot else {}
-        ens = compute(rs.labels, rs.ensemble, rs.ensemble_threshold)
+        ens = ensemble_scores(rs.labels, rs.probs, rs.thresholds)
         row: dict[str, object] = {
             **dict(zip(RUN_KEYS, rs.run, strict=True)),
             "dataset": rs.dataset,

@@ -11,7 +11,8 @@ A *run* is one model trained in one mode under one recipe, fold by fold::
         last.pt                   resumable training state (gone once the fit ends)
         fit.json                  the fit's result: best epoch, threshold, history
         done.json                 the fold is trained and evaluated
-        predictions/<name>__<split>.csv   id, label, prob[, prob_tta][, group] per evaluated set
+        predictions/<name>__<split>.csv   id, label, prob[, prob_tta][, group][, vote_*, subtype_1]
+        scores.json               each set's metrics, computed once from those files (FoldDir.scores)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mitobench.errors import ConfigError
-from mitobench.metrics.binary import compute, summarise
+from mitobench.metrics.binary import REGISTRY, compute, ensemble_scores, summarise
 from mitobench.paths import atomic_path, atomic_write_text
 
 RUN_FILE = "run.json"
@@ -110,6 +111,10 @@ class FoldDir:
     def predictions(self) -> Path:
         return self.path / "predictions"
 
+    @property
+    def scores_file(self) -> Path:
+        return self.path / "scores.json"
+
     def is_fitted(self) -> bool:
         return self.fit_file.is_file()
 
@@ -142,16 +147,60 @@ class FoldDir:
         probs: np.ndarray,
         tta: np.ndarray | None = None,
         groups: np.ndarray | None = None,
+        facts: pd.DataFrame | None = None,
     ) -> None:
         """One evaluated set's probabilities; `groups` (each figure's slide, where every one is
-        known) travel with them, so the report resamples slides without the data at hand."""
+        known) and `facts` (the experts' votes and subtypes, `Dataset.figure_facts`) travel with
+        them, so the report resamples slides and weighs expert agreement without the data."""
         frame = pd.DataFrame({"id": ids, "label": labels.astype(int), "prob": probs})
         if tta is not None:
             frame["prob_tta"] = tta
         if groups is not None and pd.notna(groups).all():
             frame["group"] = [str(g) for g in groups]
+        if facts is not None and len(facts.columns):
+            frame = pd.concat([frame, facts.reset_index(drop=True)], axis=1)
         with atomic_path(self.prediction_file(key)) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6f")
+
+    def scores(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Every evaluated set's metrics at the fold's threshold, per variant (`fold`, `tta`).
+
+        The one place a fold's predictions are scored: computed on first use after the fold is
+        done and kept in scores.json beside the checksum of each file they came from, so the run
+        summary, the results store and the report read the same numbers (a file rewritten by
+        `mitobench evaluate` is scored again)."""
+        threshold = float(self.read_done()["threshold"])
+        kept = _read_json(self.scores_file) if self.scores_file.is_file() else {}
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        fresh: dict[str, Any] = {}
+        changed = False
+        for csv in self.prediction_files():
+            key, digest = set_key(csv), hashlib.sha256(csv.read_bytes()).hexdigest()
+            entry = kept.get(key, {})
+            if not _current(entry, digest, threshold):
+                entry = {"sha256": digest, "threshold": threshold, "variants": score_file(csv, threshold)}
+                changed = True
+            fresh[key] = entry
+            out[key] = entry["variants"]
+        if changed or set(fresh) != set(kept):
+            _write_json(self.scores_file, fresh)
+        return out
+
+
+def _current(entry: dict[str, Any], digest: str, threshold: float) -> bool:
+    """Kept scores still stand: same file, same threshold, every registered metric present."""
+    same = (entry.get("sha256"), entry.get("threshold")) == (digest, threshold)
+    return same and set(REGISTRY) <= set(entry["variants"]["fold"])
+
+
+def score_file(csv: Path, threshold: float) -> dict[str, dict[str, float]]:
+    """One prediction file's metrics: the fold model's, and with test-time augmentation if kept."""
+    frame = pd.read_csv(csv, usecols=lambda c: c in ("label", "prob", "prob_tta"))
+    labels = frame["label"].to_numpy()
+    out = {"fold": compute(labels, frame["prob"].to_numpy(), threshold)}
+    if "prob_tta" in frame:
+        out["tta"] = compute(labels, frame["prob_tta"].to_numpy(), threshold)
+    return out
 
 
 @dataclass(frozen=True)
@@ -223,15 +272,15 @@ class RunDir:
     def summarise(self) -> dict[str, object]:
         """Per fold, mean ± std over folds, the fold ensemble and TTA, for every evaluated set."""
         done = {k: self.fold(k).read_done() for k in self.finished_folds()}
+        scores = {k: self.fold(k).scores() for k in done}
         sets: dict[str, dict[str, object]] = {}
-        names = sorted({f.name for k in done for f in self.fold(k).prediction_files()})
-        for name in names:
+        for key in sorted({key for s in scores.values() for key in s}):
+            per = {k: s[key] for k, s in scores.items() if key in s}
             frames = {
-                k: pd.read_csv(self.fold(k).predictions / name)
-                for k in done
-                if (self.fold(k).predictions / name).is_file()
+                k: pd.read_csv(self.fold(k).prediction_file(key), usecols=["id", "label", "prob"])
+                for k in per
             }
-            sets[set_key(Path(name))] = _set_summary(frames, {k: done[k]["threshold"] for k in frames})
+            sets[key] = _set_summary(per, frames, {k: float(done[k]["threshold"]) for k in per})
         return {"folds": {str(k): d for k, d in done.items()}, "sets": sets}
 
     def write_summary(self) -> dict[str, object]:
@@ -240,10 +289,13 @@ class RunDir:
         return summary
 
 
-def _set_summary(frames: dict[int, pd.DataFrame], thresholds: dict[int, float]) -> dict[str, object]:
-    per_fold = {
-        k: compute(f["label"].to_numpy(), f["prob"].to_numpy(), thresholds[k]) for k, f in frames.items()
-    }
+def _set_summary(
+    scores: dict[int, dict[str, dict[str, float]]],
+    frames: dict[int, pd.DataFrame],
+    thresholds: dict[int, float],
+) -> dict[str, object]:
+    """One set's summary from its folds' stored scores; only the ensemble is scored here."""
+    per_fold = {k: s["fold"] for k, s in scores.items()}
     first = next(iter(frames.values()))
     entry: dict[str, object] = {
         "n": len(first),
@@ -251,15 +303,12 @@ def _set_summary(frames: dict[int, pd.DataFrame], thresholds: dict[int, float]) 
         "summary": summarise(list(per_fold.values())),
     }
     if len(frames) > 1 and all(f["id"].equals(first["id"]) for f in frames.values()):
-        mean_prob = np.mean([f["prob"].to_numpy() for f in frames.values()], axis=0)
-        entry["ensemble"] = compute(
-            first["label"].to_numpy(), mean_prob, float(np.mean(list(thresholds.values())))
+        probs = np.stack([f["prob"].to_numpy() for f in frames.values()])
+        entry["ensemble"] = ensemble_scores(
+            first["label"].to_numpy(), probs, np.array(list(thresholds.values()))
         )
-    if all("prob_tta" in f for f in frames.values()):
-        tta = {
-            k: compute(f["label"].to_numpy(), f["prob_tta"].to_numpy(), thresholds[k])
-            for k, f in frames.items()
-        }
+    if all("tta" in s for s in scores.values()):
+        tta = {k: s["tta"] for k, s in scores.items()}
         entry["tta"] = {
             "per_fold": {str(k): m for k, m in tta.items()},
             "summary": summarise(list(tta.values())),

@@ -302,6 +302,7 @@ def train_run(
         if record is None:
             return result  # stopped early on request (tests): resumable
         fold.write_done({**record, "folds_sha256": prep.fold_record["sha256"]})
+        fold.scores()  # scored once, here; the summary, the store and the report read these
         run.record_finished_folds()
         result.trained_folds.append(k)
     result.summary = run.write_summary()
@@ -349,7 +350,7 @@ class _FoldJob:
         val_groups = train_set.groups[va_idx]
         self.fold.write_predictions(
             f"{train_set.name}/val", val_ids, val_b.labels, val_probs, None, val_groups
-        )
+        )  # validation rows carry no votes: the rater analysis reads test sets only
         for ds in evals:
             batches = data.batches(ds.key, None, encoder, cfg, dev)
             probs = self._predict(model, batches, f"evaluating {ds.key}", testing=True)
@@ -358,7 +359,7 @@ class _FoldJob:
                 if cfg.tta and encoder
                 else None
             )
-            self.fold.write_predictions(ds.key, ds.ids, ds.labels, probs, tta, ds.groups)
+            self.fold.write_predictions(ds.key, ds.ids, ds.labels, probs, tta, ds.groups, ds.figure_facts())
         return {
             "fold": self.fold.fold,
             "threshold": fitted.threshold,
