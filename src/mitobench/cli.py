@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mitobench import __version__
+from mitobench import ATYPICAL, CLASS_NAMES, __version__
 from mitobench.benchmark.executors import Executor
 from mitobench.console import err_console, out_console, progress_for
 from mitobench.data.splits import SPLITS
@@ -538,7 +538,7 @@ def predict_cmd(
         frame = predictor.predict(dataset, images, tta=tta, progress=progress)
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
-    n_atyp = int((frame["label"] == "Atypical").sum())
+    n_atyp = int((frame["label"] == CLASS_NAMES[ATYPICAL]).sum())
     out_console.print(
         f"{len(frame)} patches → {out} ({n_atyp} atypical at threshold {predictor.threshold:.3f})",
         markup=False,

@@ -374,7 +374,9 @@ def test_the_votes_kept_in_the_store_are_the_datasets(results: tuple[Path, Path]
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def test_the_report_reads_each_folds_scores_from_the_store(results: tuple[Path, Path], tmp_path: Path) -> None:
+def test_the_report_reads_each_folds_scores_from_the_store(
+    results: tuple[Path, Path], tmp_path: Path
+) -> None:
     """Per-fold figures are scored once, when the fold finishes; the report does not score the
     predictions again (a stored value changed by hand shows in the table)."""
     import sqlite3

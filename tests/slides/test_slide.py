@@ -49,16 +49,30 @@ def test_slide_probabilities_equal_predict_on_the_pngs(slide, png_probs, trained
         "skipped": {},
         "classified": 16,
     }
-    assert summary["atypical"] == int((calls["class"] == "Atypical").sum())
-    lo, hi = summary["atypical_fraction_ci95"]
-    assert lo <= summary["atypical_fraction"] <= hi and summary["mpp"] == pytest.approx(0.25)
-    assert len(summary["model"]["sha256"]) == 64 and len(summary["data"]["slide"]) == 64
+    threshold = summary["threshold"]
+    assert list(calls["class"]) == ["Atypical" if p >= threshold else "Normal" for p in calls["p_atypical"]]
+    k = int((calls["class"] == "Atypical").sum())
+    assert summary["atypical"] == k and summary["atypical_fraction"] == pytest.approx(k / 16)
+    # the 95 % Wilson interval, written out from its definition
+    z, f = 1.959963984540054, k / 16
+    centre, half = (
+        (f + z * z / 32) / (1 + z * z / 16),
+        z * np.sqrt(f * (1 - f) / 16 + z * z / 1024) / (1 + z * z / 16),
+    )
+    assert summary["atypical_fraction_ci95"] == pytest.approx([max(0, centre - half), min(1, centre + half)])
+    assert summary["mpp"] == pytest.approx(0.25) and summary["mpp_source"]
+    assert summary["model"]["sha256"] != summary["data"]["slide"] and len(summary["data"]["slide"]) == 64
     geo = json.loads((out / "slide.geojson").read_text())
-    assert geo["type"] == "FeatureCollection" and len(geo["features"]) == 16
-    f = geo["features"][0]
-    assert f["geometry"]["type"] == "Point"
-    assert f["properties"]["classification"]["name"] in {"Atypical mitosis", "Normal mitosis"}
-    assert 0 <= f["properties"]["measurements"]["P(atypical)"] <= 1
+    assert geo["type"] == "FeatureCollection"
+    by_id = calls.set_index("id")
+    assert sorted(f["id"] for f in geo["features"]) == sorted(by_id.index)  # every detection, once
+    for f in geo["features"]:
+        row = by_id.loc[f["id"]]
+        assert f["geometry"] == {"type": "Point", "coordinates": [row["x"], row["y"]]}
+        assert f["properties"]["classification"]["name"] == f"{row['class']} mitosis"
+        assert f["properties"]["measurements"]["P(atypical)"] == pytest.approx(
+            row["p_atypical"], abs=1e-6
+        )  # CSV: 6 places
 
 
 def test_midog_json_and_qupath_geojson_give_the_csvs_result(

@@ -39,7 +39,10 @@ def test_e2e_learns_a_separable_set(separable_root: Path, tmp_path: Path) -> Non
     assert sets["amibr/test"]["summary"]["balanced_accuracy"]["mean"] > 0.8
     assert sets["atnorm-md/test"]["summary"]["balanced_accuracy"]["mean"] > 0.8
     preds = (tmp_path / "run" / "fold_0" / "predictions" / "amibr__test.csv").read_text().splitlines()
-    assert preds[0] == "id,label,prob,group" and len(preds) == 3 * 12 + 1  # group: the slide
+    # group: the slide; the experts' votes and subtypes travel with the predictions (raters, report)
+    assert (
+        preds[0].startswith("id,label,prob,group,vote_1,vote_2,vote_3,subtype_1") and len(preds) == 3 * 12 + 1
+    )
 
 
 def test_resumed_run_ends_identical(separable_root: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from mitobench.config_file import STRICT, first_error, line_of, packaged_names, 
 from mitobench.data.registry import EVAL_SETS
 from mitobench.data.splits import N_FOLDS
 from mitobench.errors import ConfigError
-from mitobench.recipes.config import LoraConfig, Mode, ProbeConfig
+from mitobench.recipes.config import Mode, WithModeOptions
 from mitobench.runs.rundir import DEFAULT_TRAIN_DATA
 from mitobench.runs.spec import RunSpec, parse_spec
 
@@ -24,10 +24,10 @@ class GridEntry(BaseModel):
     """Overrides for this model only (on top of the grid's `train`)."""
 
 
-class GridConfig(BaseModel):
-    """The YAML of `mitobench run`; every field but `runs` has a default that follows the paper."""
+class GridConfig(WithModeOptions):
+    """The YAML of `mitobench run`; every field but `runs` has a default that follows the paper.
+    Each mode's settings block (`lora:`, `probe:`) applies to every run of that mode."""
 
-    model_config = STRICT
     name: str = "benchmark"
     preset: str = "paper"
     train_data: str = DEFAULT_TRAIN_DATA
@@ -36,8 +36,6 @@ class GridConfig(BaseModel):
     eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
     runs: list[GridEntry] = Field(min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    probe: ProbeConfig = Field(default_factory=ProbeConfig)
     weights: dict[str, str] = Field(default_factory=dict)
     """Model name -> local weight file or folder (offline clusters)."""
     resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1.0, "num_gpus": 0.0})
@@ -70,8 +68,7 @@ class GridConfig(BaseModel):
                             "eval_sets": self.eval_sets,
                             "weights": self.weights.get(entry.model),
                             "train": {**self.train, **entry.train},
-                            "lora": self.lora.model_dump(),
-                            "probe": self.probe.model_dump(),
+                            **self.options.dump(),
                         }
                     )
                 )

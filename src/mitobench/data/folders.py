@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mitobench import ATYPICAL, NORMAL
+from mitobench import ATYPICAL, CLASS_NAMES, NORMAL
 from mitobench.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 
-CLASS_FOLDERS = {"Atypical": ATYPICAL, "Normal": NORMAL}
+CLASS_FOLDERS = {name: label for label, name in CLASS_NAMES.items()}
 """Upstream class folder names; lookups are case-insensitive."""
 
 CLASS_ALIASES = {

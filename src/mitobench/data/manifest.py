@@ -9,6 +9,7 @@ from functools import partial
 from importlib import resources
 from pathlib import Path
 
+from mitobench import CLASS_NAMES
 from mitobench.data.folders import images_by_class
 from mitobench.data.images import FIX_UPSTREAM, read_image
 from mitobench.data.registry import DATASETS
@@ -102,7 +103,7 @@ def _verify_by_decoding(data_root: Path, name: str, progress: Progress) -> Verif
     for label, expected in ((1, n_atyp), (0, n_norm)):
         got = len(by_class.get(label, []))
         if got != expected:
-            cls = "Atypical" if label == 1 else "Normal"
+            cls = CLASS_NAMES[label]
             result.problems.append(f"{data_root / spec.folder / cls}: {got} images, expected {expected}")
     paths = [p for group in by_class.values() for p in group]
     progress.start(f"decoding {spec.title}", len(paths))

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from mitobench import CLASS_NAMES
 from mitobench.data.dataset import Dataset
 from mitobench.errors import DataError
 
@@ -136,7 +137,8 @@ def training_folds(
 
 def _check_enough(dataset: Dataset, units: np.ndarray, n_splits: int, what: str) -> None:
     """Every class must reach every fold: refuse a class with fewer groups than folds."""
-    for label, name in ((1, "atypical"), (0, "normal")):
+    for label, name in CLASS_NAMES.items():
+        name = name.lower()
         n = len(set(units[dataset.labels == label]))
         if n < n_splits:
             raise DataError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mitobench import CLASS_NAMES
 from mitobench.data.stacks import STACK_SUFFIXES, read_stack
 from mitobench.errors import ConfigError, DataError
 from mitobench.inference.bundle import load_model
@@ -62,7 +63,7 @@ def classify_stacks(
     for stack in stacks:
         probs = predictor.ensemble_probs(read_stack(stack))
         results += [
-            {"class": "atypical" if p >= predictor.threshold else "normal", "confidence": float(p)}
+            {"class": CLASS_NAMES[int(p >= predictor.threshold)].lower(), "confidence": float(p)}
             for p in probs
         ]
         progress.advance()

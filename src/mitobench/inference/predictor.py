@@ -28,7 +28,7 @@ from mitobench.runs.spec import RunSpec, load_run_spec
 from mitobench.train.batches import ImageBatches
 from mitobench.train.loop import predict_probs
 from mitobench.train.model import Classifier, load_trainable_state
-from mitobench.train.modes import ModeOptions, get_mode
+from mitobench.train.modes import get_mode
 from mitobench.train.precision import device
 
 
@@ -130,7 +130,7 @@ def assemble(
         encoder.network.load_state_dict(base, strict=True)
     elif mode.keeps_base:
         base = {k: v.clone() for k, v in encoder.network.state_dict().items()}
-    return mode.inference_model(encoder, ModeOptions(spec.lora, spec.probe)), base
+    return mode.inference_model(encoder, spec.options), base
 
 
 def _folds_to_load(run: RunDir, folds: list[int] | None, complete: bool) -> list[int]:

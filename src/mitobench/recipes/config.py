@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, Field, PositiveFloat, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from mitobench.config_file import STRICT, first_error, packaged_yaml
 from mitobench.errors import ConfigError
@@ -58,12 +67,63 @@ class ProbeConfig(BaseModel):
     """Inverse regularisation strengths tried for `sklearn`, chosen on the fold's validation data."""
 
 
+MODE_OPTIONS: dict[str, type[BaseModel]] = {"lora": LoraConfig, "probe": ProbeConfig}
+"""Each mode's own settings block, by name: a run's and a grid's `lora:` / `probe:` and
+`--set lora.r=16` reach it. A mode with settings adds its block here and reads it with
+`ModeOptions.of` — nothing else names it."""
+
+_Block = TypeVar("_Block", bound=BaseModel)
+
+
 @dataclass(frozen=True)
 class ModeOptions:
-    """The settings only some modes read."""
+    """The settings only some modes read: one validated block per `MODE_OPTIONS` entry."""
 
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    blocks: dict[str, BaseModel] = field(default_factory=dict)
+
+    def of(self, kind: type[_Block]) -> _Block:
+        """The block of type `kind` (its defaults when the run did not set it)."""
+        found = [b for b in self.blocks.values() if isinstance(b, kind)]
+        return found[0] if found else kind()
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> ModeOptions:
+        """Validate each block given (`{"lora": {"r": 16}}`); ValueError names the first bad one."""
+        unknown = sorted(set(values) - set(MODE_OPTIONS))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: no mode has such settings (known: {', '.join(MODE_OPTIONS)})")
+        blocks: dict[str, BaseModel] = {}
+        for name, kind in MODE_OPTIONS.items():
+            try:
+                blocks[name] = kind.model_validate(values.get(name) or {})
+            except ValidationError as exc:
+                raise ValueError(f"{name}.{first_error(exc)}") from None
+        return cls(blocks)
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        """Every block's settings, defaults included, as run.json and grid files write them."""
+        return {name: self.of(kind).model_dump() for name, kind in MODE_OPTIONS.items()}
+
+
+class WithModeOptions(BaseModel):
+    """A config holding the modes' settings blocks at its top level (`lora:`, `probe:`, as in
+    run.json and grid files), validated by `MODE_OPTIONS` into `options`."""
+
+    options: ModeOptions = Field(default_factory=ModeOptions, exclude=True)
+    model_config = {**STRICT, "arbitrary_types_allowed": True}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_blocks(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "options" not in values:
+            blocks = {k: values[k] for k in MODE_OPTIONS if k in values}
+            values = {k: v for k, v in values.items() if k not in MODE_OPTIONS}
+            values["options"] = ModeOptions.from_values(blocks)
+        return values
+
+    @model_serializer(mode="wrap")
+    def _spread_blocks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {**handler(self), **self.options.dump()}
 
 
 class InputConfig(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mitobench import machine
+from mitobench import CLASS_NAMES, machine
 from mitobench.benchmark.store import STORE_FILE, ResultsStore
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset, vote_columns
@@ -62,7 +62,7 @@ def _gallery(ds: Dataset, calls: dict[str, Any]) -> dict[str, list[dict[str, Any
             items.append(
                 {
                     "id": sid,
-                    "truth": "atypical" if truth else "normal",
+                    "truth": CLASS_NAMES[truth].lower(),
                     "prob": float(p),
                     "votes": f"{int(np.nansum(v))}/{len(v)} atypical" if v is not None else "",
                     "uri": html_mod.array_data_uri(images[i]),

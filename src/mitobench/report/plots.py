@@ -6,6 +6,8 @@ from pathlib import Path
 
 import matplotlib
 
+from mitobench import ATYPICAL, CLASS_NAMES, NORMAL
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
@@ -88,8 +90,9 @@ def confusion_plot(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, fol
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", color="black")
-        ax.set_xticks([0, 1], ["atypical", "normal"])
-        ax.set_yticks([0, 1], ["atypical", "normal"])
+        names = [CLASS_NAMES[ATYPICAL].lower(), CLASS_NAMES[NORMAL].lower()]
+        ax.set_xticks([0, 1], names)
+        ax.set_yticks([0, 1], names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("truth")
         ax.set_title(label, fontsize=8)

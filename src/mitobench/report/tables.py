@@ -18,7 +18,7 @@ from mitobench.metrics.binary import ensemble_scores, shown_metrics
 from mitobench.metrics.bootstrap import SEED as CI_SEED
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.paths import atomic_write_text
-from mitobench.recipes.config import LoraConfig, ProbeConfig
+from mitobench.recipes.config import ModeOptions
 from mitobench.report.published import PAPER_PRESET, PAPER_TRAIN, published, published_per_fold
 from mitobench.report.runs import RUN_KEYS, run_sets
 
@@ -30,7 +30,7 @@ def paper_conditions(jobs: pd.DataFrame, paper_sha: str) -> dict[tuple, str]:
     overrides, other LoRA/probe settings, other folds or fewer folds is something else.
     `jobs` holds the run keys, `fold`, `spec` (JSON) and `folds_sha256` of every finished job.
     """
-    defaults = {"lora": LoraConfig().model_dump(), "probe": ProbeConfig().model_dump()}
+    defaults = ModeOptions().dump()
     out: dict[tuple, str] = {}
     for run, part in jobs[jobs["preset"] == PAPER_PRESET].groupby(RUN_KEYS):
         specs = [json.loads(s or "{}") for s in part["spec"]]

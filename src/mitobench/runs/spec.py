@@ -4,28 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from mitobench.config_file import STRICT, first_error
+from mitobench.config_file import first_error
 from mitobench.data.registry import DATASETS, EVAL_SETS
 from mitobench.data.splits import N_FOLDS, SplitName
 from mitobench.errors import ConfigError
 from mitobench.recipes.config import (
-    LoraConfig,
+    MODE_OPTIONS,
     Mode,
-    ModeOptions,
     PresetName,
-    ProbeConfig,
     TrainConfig,
+    WithModeOptions,
     train_config,
 )
 from mitobench.runs.rundir import DEFAULT_TRAIN_DATA, RunDir
 
 
-class RunSpec(BaseModel):
-    """What to run; everything else comes from the preset. Saved as `run.json`."""
+class RunSpec(WithModeOptions):
+    """What to run; everything else comes from the preset. Saved as `run.json` (with each mode's
+    settings block, `lora:` and `probe:`, at the top level)."""
 
-    model_config = STRICT
     model: str
     mode: Mode = "e2e"
     preset: PresetName = "paper"
@@ -41,8 +40,6 @@ class RunSpec(BaseModel):
     """Local weight file or folder (hub layout); None uses the model's default source."""
     train: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the preset's training settings (see TrainConfig)."""
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    probe: ProbeConfig = Field(default_factory=ProbeConfig)
 
     def resolved(self) -> TrainConfig:
         return train_config(self.mode, self.preset, self.train, model=self.model)
@@ -51,10 +48,6 @@ class RunSpec(BaseModel):
     def uses_released_data(self) -> bool:
         """Whether it trains or evaluates on a released dataset (one `data download` fetches)."""
         return any(k.split("/")[0] in DATASETS for k in [self.train_data, *self.eval_sets])
-
-    @property
-    def options(self) -> ModeOptions:
-        return ModeOptions(self.lora, self.probe)
 
 
 def assemble_spec(
@@ -65,7 +58,7 @@ def assemble_spec(
     rest the training recipe."""
     values = {**config, **{k: v for k, v in options.items() if v is not None}}
     overrides = dict(overrides or {})
-    for section in ("lora", "probe"):  # `--set lora.r=16` sets the run's LoRA, not a training knob
+    for section in MODE_OPTIONS:  # `--set lora.r=16` sets the run's LoRA, not a training knob
         if section in overrides:
             values[section] = {**values.get(section, {}), **overrides.pop(section)}
     if overrides:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mitobench import machine
+from mitobench import ATYPICAL, CLASS_NAMES, NORMAL, machine
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset, vote_columns
 from mitobench.data.registry import load, load_present, patch_geometry
@@ -186,7 +186,7 @@ def _check_fold_classes(name: str, folds: np.ndarray, labels: np.ndarray, wanted
         for part, mask in (("validation", folds == k), ("training", folds != k)):
             present = set(labels[mask].tolist())
             if present != {0, 1}:
-                lacking = "atypical" if 1 not in present else "normal"
+                lacking = CLASS_NAMES[ATYPICAL if ATYPICAL not in present else NORMAL].lower()
                 raise DataError(
                     f"{name}: fold {k}'s {part} set holds no {lacking} figure",
                     "give every fold figures of both classes (fix the fold column, or drop it)",

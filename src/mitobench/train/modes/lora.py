@@ -17,7 +17,7 @@ class Lora(TrainingMode):
     name = "lora"
 
     def classifier(self, encoder: Encoder, options: ModeOptions) -> Classifier:
-        apply_lora(encoder, options.lora)
+        apply_lora(encoder, options.of(LoraConfig))
         return Classifier(encoder, encoder.embed_dim)
 
 

@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 
 from mitobench.metrics.binary import best_threshold
 from mitobench.models.encoder import Encoder
+from mitobench.recipes.config import ProbeConfig
 from mitobench.train.batches import EmbeddingBatches
 from mitobench.train.loop import FitContext, FitResult
 from mitobench.train.model import Classifier, trainable_state
@@ -30,7 +31,7 @@ class Probe(TrainingMode):
         return Classifier(encoder, encoder.embed_dim)
 
     def fit(self, model: Classifier, ctx: FitContext) -> FitResult:
-        if ctx.options.probe.method == "torch":
+        if ctx.options.of(ProbeConfig).method == "torch":
             return super().fit(model, ctx)
         assert isinstance(ctx.train, EmbeddingBatches) and isinstance(ctx.val, EmbeddingBatches)
         return _fit_logistic(model, ctx.train, ctx.val, ctx)
@@ -43,7 +44,7 @@ def _fit_logistic(
     cfg, options, fold = ctx.cfg, ctx.options, ctx.fold
     started = time.perf_counter()
     weight, bias, c, auroc = fit_logistic(
-        train.embeddings, train.labels, val.embeddings, val.labels, options.probe.c_grid, cfg.seed
+        train.embeddings, train.labels, val.embeddings, val.labels, options.of(ProbeConfig).c_grid, cfg.seed
     )
     with torch.no_grad():
         model.head.weight.copy_(weight)
