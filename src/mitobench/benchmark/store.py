@@ -203,10 +203,11 @@ class ResultsStore:
         for key, part in self.predictions().groupby(keys):
             labels = part["label"].to_numpy().astype(int)
             for variant, column in (("fold", "prob"), ("tta", "prob_tta")):
-                if (*key, variant) not in thresholds.index or part[column].isna().any():
+                where = tuple([*key, variant])
+                if where not in thresholds.index or part[column].isna().any():
                     continue
                 probs = part[column].to_numpy(dtype=float)
-                calls = (probs >= thresholds[(*key, variant)]).astype(int)
+                calls = (probs >= thresholds[where]).astype(int)
                 rows += [
                     {**dict(zip(keys, key, strict=True)), "variant": variant, "metric": n,
                      "value": REGISTRY[n].fn(labels, probs, calls)}

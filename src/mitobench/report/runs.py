@@ -70,7 +70,7 @@ def run_sets(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str | None = N
             labels,
             wide.to_numpy().T,
             folds,
-            np.array([float(scores.loc[(*run, name, f), "threshold"]) for f in folds]),
+            np.array([float(scores.loc[tuple([*run, name, f])]["threshold"]) for f in folds]),
             [str(s) for s in wide.index],
-            [scores.loc[(*run, name, f)].to_dict() for f in folds],
+            [scores.loc[tuple([*run, name, f])].to_dict() for f in folds],
         )
