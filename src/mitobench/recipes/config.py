@@ -260,8 +260,14 @@ class PresetFile(BaseModel):
     model_config = STRICT
     name: str
     description: str
-    modes: dict[Mode, dict[str, Any]]
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    """Settings every mode takes unless its own entry says otherwise (a new mode needs no entry)."""
+    modes: dict[Mode, dict[str, Any]] = Field(default_factory=dict)
     models: dict[str, dict[Mode, dict[str, Any]]] = Field(default_factory=dict)
+
+    def for_mode(self, mode: str) -> dict[str, Any]:
+        """The preset's settings for `mode`: its defaults, then the mode's own entry."""
+        return _merge(self.defaults, self.modes.get(mode, {}))  # type: ignore[call-overload]
 
 
 PresetName = Literal["paper", "cpu", "cpu-best", "gpu"]
@@ -276,9 +282,9 @@ def preset(name: str) -> PresetFile:
     try:
         file = PresetFile.model_validate(packaged_yaml("mitobench.recipes", "presets", f"{name}.yaml"))
         for mode in MODES:
-            _validate(_merge(file.modes.get(mode, {}), {}))  # type: ignore[call-overload]
+            _validate(file.for_mode(mode))
             for entry in file.models.values():
-                _validate(_merge(file.modes.get(mode, {}), entry.get(mode, {})))  # type: ignore[call-overload]
+                _validate(_merge(file.for_mode(mode), entry.get(mode, {})))  # type: ignore[call-overload]
     except (ValidationError, ConfigError) as exc:  # a packaged file is wrong: a bug, say where
         raise RuntimeError(f"packaged preset {name!r} is invalid: {exc}") from None
     return file
@@ -312,7 +318,7 @@ def train_config(
     """The preset's recipe for `mode` (and `model`, where the preset has a recipe for it),
     with `overrides` (nested dicts) applied on top."""
     file = preset(preset_name)
-    values = file.modes.get(mode, {})
+    values = file.for_mode(mode)
     if model is not None:
         values = _merge(values, file.models.get(model.lower(), {}).get(mode, {}))
     return _validate(_merge(values, overrides or {}))
