@@ -164,7 +164,8 @@ def _script(name: str, *cli: str) -> subprocess.CompletedProcess:
 def check_fold(args: argparse.Namespace, dev: torch.device) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cli = ["--data-root", str(args.data_root), "--fold", str(args.fold), "--out", tmp]
-        cli += ["--quick"] if args.quick else ["--max-epochs", str(args.fold_epochs)]
+        # --quick: two seeds, so the smoke test also covers the verdict over several runs
+        cli += ["--quick", "--seeds", "3,4"] if args.quick else ["--max-epochs", str(args.fold_epochs)]
         proc = _script("reproduce_fold.py", *cli)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-2000:])
@@ -184,7 +185,9 @@ def check_perf(args: argparse.Namespace, dev: torch.device) -> dict[str, Any]:
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-2000:])
         table = json.loads(out.read_text())
-    return {"rows": table["rows"], "markdown": table["markdown"], "ok": True}
+    keep = ("rows", "markdown", "peak_rss_mb", "machine")
+    return {**{k: table[k] for k in keep}, "precision_speed": table["raw"].get("precision/speed"),
+            "stdout": proc.stdout[-3000:], "ok": True}  # fmt: skip
 
 
 CHECKS: dict[str, Callable[[argparse.Namespace, torch.device], dict[str, Any]]] = {

@@ -5,9 +5,12 @@
 
 Scores the AMi-Br test patches (already decoded in memory, as `predict` holds them) with the
 run's own input size and normalisation, the way `predict` and the test-set evaluation do: first
-each fold model alone (the single-model figure), then the whole fold ensemble; in fp32 and in
-bf16 side by side, and says which one `precision: auto` picks on this machine and whether that
-is within 10 % of the faster. One warm-up pass, then --repeat rounds; medians are reported.
+each fold model alone (the single-model figure), then the whole fold ensemble; with PyTorch in
+fp32 and in bf16 and with ONNX Runtime (fp32, one fold model exported by `mitobench export
+--format onnx`'s code) side by side. Says which one `precision: auto` picks on this machine and
+whether that is within 10 % of the faster, and which engine is the fastest here. One warm-up pass,
+then --repeat rounds; medians are reported. `--quick` times bf16 on 16 patches only where the
+processor emulates it (10-15x slower: the path, not the figure).
 """
 
 from __future__ import annotations
@@ -25,16 +28,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def measure(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict:
+def measure(run: Path, data_root: Path, repeat: int, limit: int | None, quick: bool = False) -> dict:
     """Per precision (fp32, bf16): patches per second of one fold model (median over folds and
     rounds) and of the ensemble; and `auto`'s choice here."""
     from mitobench import machine
     from mitobench.train.precision import device, resolve
 
     out: dict = {"run": str(run), "machine": {**machine.describe(), "label": machine.label()}}
-    for precision in ("fp32", "bf16"):
-        out[precision] = measure_one(run, data_root, repeat, limit, precision)
     choice = resolve("auto", device())
+    for precision in ("fp32", "bf16"):
+        few = quick and precision == "bf16" and choice.name != "bf16"
+        out[precision] = measure_one(run, data_root, repeat, 16 if few else limit, precision)
+    out["onnx"] = measure_onnx(run, data_root, repeat, limit)
+    engines = {"PyTorch fp32": out["fp32"], "PyTorch bf16": out["bf16"], "ONNX Runtime fp32": out["onnx"]}
+    out["fastest_engine"] = max(
+        (name for name, r in engines.items() if r),
+        key=lambda n: engines[n]["single_model_patches_per_second"],
+    )
     fastest = max(out[p]["single_model_patches_per_second"] for p in ("fp32", "bf16"))
     auto = out[choice.name]["single_model_patches_per_second"]
     out.update(
@@ -85,6 +95,37 @@ def measure_one(run: Path, data_root: Path, repeat: int, limit: int | None, prec
     }
 
 
+def measure_onnx(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict | None:
+    """Patches per second of one fold model under ONNX Runtime (None when it is not installed)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    from mitobench.data.cache import ImageCache
+    from mitobench.data.registry import load
+    from mitobench.inference.onnx import export_onnx, from_onnx
+    from mitobench.inference.predictor import from_run
+
+    images = ImageCache().load(load("amibr/test", data_root))[:limit]
+    predictor = from_run(run)
+    first = min(predictor.fold_states)
+    predictor.fold_states = {first: predictor.fold_states[first]}
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = from_onnx(export_onnx(predictor, Path(tmp) / "one.onnx"))
+        engine.fold_probs(images[:64])  # warm-up
+        rounds = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            engine.fold_probs(images)
+            rounds.append(len(images) / (time.perf_counter() - start))
+    return {
+        "patches": len(images),
+        "single_model_patches_per_second": statistics.median(rounds),
+        "single_model_rounds": rounds,
+        "version": onnxruntime.__version__,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, help="a run directory made by mitobench train or run")
@@ -105,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             train_model(args.data_root, run, folds=2, steps=2)
         if run is None:
             p.error("--run is required (or --quick)")
-        result = measure(run, args.data_root, 1 if args.quick else args.repeat, limit)
+        result = measure(run, args.data_root, 1 if args.quick else args.repeat, limit, args.quick)
     print(f"measured on {result['machine']['label']}")
     for precision in ("fp32", "bf16"):
         r = result[precision]
@@ -116,6 +157,15 @@ def main(argv: list[str] | None = None) -> None:
         )
     verdict = "within 10 % of the faster" if result["auto_within_10pct"] else "NOT within 10 % of the faster"
     print(f"precision auto picks {result['auto']} here ({result['auto_reason']}): {verdict}")
+    onnx = result["onnx"]
+    if onnx is None:
+        print("ONNX Runtime: not installed (pip install 'mitobench[onnx]')")
+    else:
+        print(
+            f"{onnx['patches']} patches, ONNX Runtime {onnx['version']} fp32: "
+            f"one fold model {onnx['single_model_patches_per_second']:.1f} patches/s"
+        )
+    print(f"fastest engine here for one fold model: {result['fastest_engine']}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

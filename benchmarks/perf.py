@@ -293,7 +293,7 @@ class InferBare(Measurement):
 
         images = _infer_images(cfg)
         enc = cfg.encoder()
-        batch = inference_batch(64, cfg.size, cfg.dev)  # the chunk size our pipeline uses
+        batch = min(inference_batch(64, cfg.size, cfg.dev), len(images))  # the chunk size our pipeline uses
         x = enc.prepare(torch.from_numpy(images[:batch])).contiguous(memory_format=torch.channels_last)
         net = (inference_copy(enc, x[:2]) if self.folded else enc.eval()).to(
             memory_format=torch.channels_last
@@ -366,12 +366,16 @@ class PrecisionSpeed(Measurement):
         from mitobench.train.precision import resolve
 
         out: dict[str, Any] = {}
+        native = resolve("auto", cfg.dev).name == "bf16" or cfg.dev.type == "cuda"
         for precision in ("fp32", "bf16"):
             c = replace(cfg, precision=precision, train_precision=precision)
+            if cfg.n is not None and precision == "bf16" and not native:
+                # quick mode on a CPU that emulates bf16 (10-15x slower): the path, on a few images
+                c = replace(c, infer_images=min(cfg.infer_images, 16), steps=1)
             out[f"infer_{precision}"] = InferBare().run(c)["images_per_second"]
-            out[f"train_{precision}"] = TrainBare().run(replace(c, steps=max(3, cfg.steps // 3)))[
-                "images_per_second"
-            ]
+            out[f"train_{precision}"] = TrainBare().run(
+                replace(c, steps=min(c.steps, max(3, cfg.steps // 3)))
+            )["images_per_second"]
         for kind, training in (("infer", False), ("train", True)):
             choice = resolve("auto", cfg.dev, training, size=cfg.size if training else None)
             fastest = max(out[f"{kind}_fp32"], out[f"{kind}_bf16"])
