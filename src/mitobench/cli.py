@@ -744,12 +744,23 @@ def report_cmd(
         int, typer.Option(min=0, max=1_000_000, help="Bootstrap resamples for the 95% CIs (0: none).")
     ] = 1000,
     data_root: DataRoot = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Also temperature-scale each fold model on its own validation fold: ECE before and after.",
+        ),
+    ] = False,
 ) -> None:
     """Tables (Markdown, CSV, LaTeX), plots and one self-contained HTML report."""
     from mitobench.report.build import build_report
 
-    paths = build_report(results, _root(data_root), n_boot=bootstrap)
+    paths = build_report(results, _root(data_root), n_boot=bootstrap, calibrate=calibrate)
     out_console.print((results / "report" / "tables.md").read_text(), markup=False)
+    if "calibration" in paths:
+        out_console.print(
+            f"calibration (temperature scaling on validation folds): {paths['calibration']}", markup=False
+        )
     out_console.print(f"report: {paths['html']}", markup=False)
 
 

@@ -392,3 +392,35 @@ def test_the_report_reads_each_folds_scores_from_the_store(
     table = pd.read_csv(copy / "report" / "tables.csv").set_index("dataset")
     assert table.loc["amibr/test", "bacc_mean"] == pytest.approx(0.123)
     assert table.loc["atnorm-md/test", "bacc_mean"] != pytest.approx(0.123)
+
+
+def test_calibration_is_fitted_on_validation_folds_only(
+    results: tuple[Path, Path], tmp_path: Path, cli
+) -> None:
+    """`report --calibrate`: one temperature per fold model from its own validation predictions;
+    the test sets' predictions do not move it; ECE before/after per test set in calibration.csv."""
+    from mitobench.benchmark.store import ResultsStore
+    from mitobench.report.calibration import fold_temperatures
+
+    out, root = results
+    preds = ResultsStore(out).predictions()
+    temps = fold_temperatures(preds)
+    assert len(temps) == 2 and all(0.05 <= t <= 20 for t in temps.values())  # two fold models
+    test = ~preds["dataset"].str.endswith("/val")
+    shuffled = preds.copy()
+    shuffled.loc[test, "prob"] = np.random.default_rng(0).uniform(0, 1, test.sum())
+    assert fold_temperatures(shuffled) == temps
+    moved = preds.copy()
+    moved.loc[~test, "prob"] = moved.loc[~test, "prob"] ** 3
+    assert fold_temperatures(moved) != temps
+    copy = tmp_path / "results"
+    shutil.copytree(out, copy)
+    code, stdout, err = cli("report", copy, "--data-root", root, "--bootstrap", "0", "--calibrate")
+    assert code == 0, err
+    table = pd.read_csv(copy / "report" / "calibration.csv")
+    assert sorted(table["dataset"]) == ["amibr/test", "atnorm-md/test"]
+    assert table[["ece_mean", "ece_scaled_mean", "ensemble_ece", "ensemble_ece_scaled"]].notna().all().all()
+    assert "temperature scaling on validation folds" in stdout
+    assert "Calibration: ECE before and after" in (copy / "report" / "report.html").read_text()
+    main = pd.read_csv(copy / "report" / "tables.csv")
+    assert {"ece_mean", "ece_ci_low", "ensemble_ece"} <= set(main.columns)  # ECE for every run, every set

@@ -15,6 +15,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from mitobench.metrics.calibration import ece
+
 
 def balanced_accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
     """Mean of sensitivity and specificity of 0/1 predictions; NaN with a single class.
@@ -82,6 +84,7 @@ REGISTRY: dict[str, Metric] = {
         Metric("specificity", "specificity", lambda y, p, c: _sensitivity(1 - y, 1 - c)),
         Metric("f1", "F1", lambda y, p, c: float(f1_score(y, c, zero_division=0))),
         Metric("mcc", "MCC", lambda y, p, c: float(matthews_corrcoef(y, c))),
+        Metric("ece", "ECE", lambda y, p, c: ece(y, p), shown=True),
     )
 }
 """Every metric mitobench reports, in order; a new one is one entry here."""

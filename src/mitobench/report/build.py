@@ -21,6 +21,7 @@ from mitobench.metrics.bootstrap import SEED as CI_SEED
 from mitobench.paths import atomic_write_text
 from mitobench.report import html as html_mod
 from mitobench.report import plots
+from mitobench.report.calibration import calibration_table
 from mitobench.report.runs import run_sets
 from mitobench.report.tables import (
     display_table,
@@ -174,8 +175,11 @@ def stored_groups(preds: pd.DataFrame) -> dict[str, dict[str, str]]:
     return out
 
 
-def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict[str, Path]:
-    """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html."""
+def build_report(
+    results_dir: Path, data_root: Path, n_boot: int = 1000, calibrate: bool = False
+) -> dict[str, Path]:
+    """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html;
+    with `calibrate`, calibration.csv (temperature scaling fitted on the validation folds)."""
     if not (results_dir / STORE_FILE).is_file():
         raise ConfigError(f"{results_dir} holds no results store", "run a grid first: mitobench run CONFIG")
     store = _store_with_results(results_dir)
@@ -200,6 +204,14 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
     if not folds.empty:
         paths["per_fold"] = folder / "per_fold.csv"
         atomic_write_text(paths["per_fold"], folds.to_csv(index=False, float_format="%.4f"))
+    extra = {"Per fold: ours vs published (paper preset, paper folds)": folds}
+    if calibrate:
+        scaled = calibration_table(preds, metrics)
+        paths["calibration"] = folder / "calibration.csv"
+        atomic_write_text(paths["calibration"], scaled.to_csv(index=False, float_format="%.4f"))
+        extra[
+            "Calibration: ECE before and after temperature scaling (fitted on each fold's validation set)"
+        ] = scaled
     plot_paths: list[Path] = []
     if not table.empty:
         plot_paths.append(plots.bacc_bars(table, folder / "plots"))
@@ -238,7 +250,7 @@ def build_report(results_dir: Path, data_root: Path, n_boot: int = 1000) -> dict
         galleries,
         raters,
         notes,
-        {"Per fold: ours vs published (paper preset, paper folds)": folds},
+        extra,
     )
     paths["html"] = folder / "report.html"
     atomic_write_text(paths["html"], page)

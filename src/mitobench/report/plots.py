@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 
 from mitobench import ATYPICAL, CLASS_NAMES, NORMAL
+from mitobench.metrics.calibration import BINS, bin_index, ece
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -101,12 +102,14 @@ def confusion_plot(preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, fol
 
 
 def reliability_plot(
-    preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path, bins: int = 10
+    preds: pd.DataFrame, metrics: pd.DataFrame, dataset: str, folder: Path, bins: int = BINS
 ) -> Path:
+    """Per run, the fold ensemble's fraction atypical against its mean P(atypical) in equal-width
+    bins (bins of fewer than 5 figures left out), with its expected calibration error."""
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    edges = np.linspace(0, 1, bins + 1)
     for label, y, p, _ in _ensembles(preds, metrics, dataset):
-        which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+        which = bin_index(p, bins)  # the ECE's bins: the legend's ECE is this curve's
+        label = f"{label} (ECE {ece(y, p, bins):.3f})"
         xs, ys = [], []
         for b in range(bins):
             m = which == b

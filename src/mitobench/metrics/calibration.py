@@ -1,0 +1,63 @@
+"""Calibration of P(atypical): expected calibration error and temperature scaling.
+
+ECE here is the binary (positive-class) form drawn by the report's reliability diagram: the
+probabilities are cut into `bins` equal-width bins on [0, 1], and ECE is the figure-weighted mean
+gap |fraction atypical - mean P(atypical)| over the non-empty bins.
+
+Temperature scaling divides each model's logit by one scalar T > 0, fitted by minimising the
+log-loss on that model's *validation* predictions (never a test set); it changes no call at the
+correspondingly mapped threshold, so balanced accuracy and AUROC stay the same and only the
+probabilities' calibration moves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+BINS = 10
+"""Equal-width bins of the ECE and of the reliability diagram."""
+_EPS = 1e-6
+
+
+def bin_index(probs: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """Each probability's bin (0 .. bins-1); 1.0 falls in the last bin."""
+    return np.clip((np.asarray(probs, dtype=np.float64) * bins).astype(int), 0, bins - 1)
+
+
+def ece(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> float:
+    """Expected calibration error of P(atypical) (NaN for no figures)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(labels) == 0:
+        return float("nan")
+    which = bin_index(probs, bins)
+    count = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, labels, bins) - np.bincount(which, probs, bins))
+    return float(gap.sum() / count.sum())  # sum over bins of n_b/N * |mean_y - mean_p| = |sum_y - sum_p|/N
+
+
+def _logit(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """P(atypical) with the logit divided by `temperature`."""
+    return 1.0 / (1.0 + np.exp(-_logit(probs) / temperature))
+
+
+def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The T in [0.05, 20] that minimises the log-loss of `apply_temperature(probs, T)` on these
+    (validation) predictions; 1.0 when they hold a single class (nothing to fit)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    if len(np.unique(labels)) < 2:
+        return 1.0
+    z = _logit(probs)
+
+    def loss(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, s) - labels * s))  # log-loss of sigmoid(s)
+
+    best = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(best.x))
