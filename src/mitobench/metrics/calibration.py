@@ -22,7 +22,8 @@ _EPS = 1e-6
 
 def bin_index(probs: np.ndarray, bins: int = BINS) -> np.ndarray:
     """Each probability's bin (0 .. bins-1); 1.0 falls in the last bin."""
-    return np.clip((np.asarray(probs, dtype=np.float64) * bins).astype(int), 0, bins - 1)
+    which: np.ndarray = np.clip((np.asarray(probs, dtype=np.float64) * bins).astype(int), 0, bins - 1)
+    return which
 
 
 def ece(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> float:
@@ -44,7 +45,8 @@ def _logit(probs: np.ndarray) -> np.ndarray:
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """P(atypical) with the logit divided by `temperature`."""
-    return 1.0 / (1.0 + np.exp(-_logit(probs) / temperature))
+    scaled: np.ndarray = 1.0 / (1.0 + np.exp(-_logit(probs) / temperature))
+    return scaled
 
 
 def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -175,6 +175,38 @@ def stored_groups(preds: pd.DataFrame) -> dict[str, dict[str, str]]:
     return out
 
 
+def _plots(
+    table: pd.DataFrame, preds: pd.DataFrame, metrics: pd.DataFrame, keys: list[str], folder: Path
+) -> list[Path]:
+    """The bar chart of balanced accuracy, and per test set ROC, confusion and reliability."""
+    if table.empty:
+        return []
+    out = [plots.bacc_bars(table, folder)]
+    for key in keys:
+        out += [
+            plots.roc_plot(preds, metrics, key, folder),
+            plots.confusion_plot(preds, metrics, key, folder),
+            plots.reliability_plot(preds, metrics, key, folder),
+        ]
+    return out
+
+
+def _notes(trained_on: str, n_boot: int, no_images: list[str]) -> list[str]:
+    """What the page says about where its figures come from and how they were computed."""
+    return [
+        trained_on + f". Report built on: {machine.label()}.",
+        "Balanced accuracy and AUROC: mean ± SD over the fold models (sample SD, ddof 1; beside a published "
+        "figure, the paper's np.std, ddof 0, as the column '± is' says); 95% CIs by bootstrap of the "
+        f"test figures (whole slides where slides are known; {n_boot} resamples, seed {CI_SEED}). "
+        "Ensemble: mean probability of the fold models "
+        "at the mean of their thresholds. Atypical is the positive class. Published figures appear only "
+        "beside runs of the `paper` preset; per fold only where the run trained on the paper's folds. "
+        "ECE: expected calibration error of P(atypical), 10 equal-width bins.",
+        "Every figure comes from the results store; images for the gallery of errors from the data "
+        "root. No gallery for: " + (", ".join(no_images) or "none") + " (images not in the data root).",
+    ]
+
+
 def build_report(
     results_dir: Path, data_root: Path, n_boot: int = 1000, calibrate: bool = False
 ) -> dict[str, Path]:
@@ -212,15 +244,7 @@ def build_report(
         extra[
             "Calibration: ECE before and after temperature scaling (fitted on each fold's validation set)"
         ] = scaled
-    plot_paths: list[Path] = []
-    if not table.empty:
-        plot_paths.append(plots.bacc_bars(table, folder / "plots"))
-        for key in keys:
-            plot_paths += [
-                plots.roc_plot(preds, metrics, key, folder / "plots"),
-                plots.confusion_plot(preds, metrics, key, folder / "plots"),
-                plots.reliability_plot(preds, metrics, key, folder / "plots"),
-            ]
+    plot_paths = _plots(table, preds, metrics, keys, folder / "plots")
     galleries = {}
     for key, ds in datasets.items():
         galleries.update(_gallery(ds, _ensemble_calls(preds, metrics, key)))
@@ -230,19 +254,7 @@ def build_report(
         raters.append(r)
         if models:
             plot_paths.append(plots.raters_plot(r, models, ds.labels, folder / "plots"))
-    notes = [
-        trained_on + f". Report built on: {machine.label()}.",
-        "Balanced accuracy and AUROC: mean ± SD over the fold models (sample SD, ddof 1; beside a published "
-        "figure, the paper's np.std, ddof 0, as the column '± is' says); 95% CIs by bootstrap of the "
-        f"test figures (whole slides where slides are known; {n_boot} resamples, seed {CI_SEED}). "
-        "Ensemble: mean probability of the fold models "
-        "at the mean of their thresholds. Atypical is the positive class. Published figures appear only "
-        "beside runs of the `paper` preset; per fold only where the run trained on the paper's folds.",
-        "Every figure comes from the results store; images for the gallery of errors from the data "
-        "root. No gallery for: "
-        + (", ".join(k for k in keys if k not in datasets) or "none")
-        + " (images not in the data root).",
-    ]
+    notes = _notes(trained_on, n_boot, [k for k in keys if k not in datasets])
     page = html_mod.render(
         f"mitobench report: {results_dir.name}",
         display_table(table) if not table.empty else table,

@@ -30,9 +30,10 @@ def calibration_table(preds: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
     temps = fold_temperatures(preds)
     rows = []
     for rs in run_sets(preds, metrics):
-        t = [temps.get((*rs.run, f)) for f in rs.folds]
-        if any(v is None for v in t):
+        keys = [tuple([*rs.run, f]) for f in rs.folds]
+        if any(k not in temps for k in keys):
             continue
+        t = [temps[k] for k in keys]
         scaled = np.stack([apply_temperature(p, v) for p, v in zip(rs.probs, t, strict=True)])
         rows.append(
             {
