@@ -187,6 +187,13 @@ class TrainConfig(BaseModel):
     soft_labels: bool = False
     """Train towards the share of experts who called a figure atypical (where the training data
     has votes, e.g. AMi-Br's three), not the majority's 0/1; sampling still balances the majority."""
+    teacher: str | None = None
+    """Distillation: a finished run trained on the same data (every fold done) whose out-of-fold
+    P(atypical) the targets move towards — each training figure's probability from the teacher's
+    fold model that held it out, so no target comes from a model that trained on its figure."""
+    teacher_weight: float = Field(1.0, ge=0, le=1)
+    """Target = weight x the teacher's probability + (1 - weight) x the usual target (the experts'
+    vote share with `soft_labels`, else the 0/1 label)."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     focal_gamma: float = Field(2.0, ge=0)
     augment: list[Step] = Field(default_factory=_e2e_script_augment)

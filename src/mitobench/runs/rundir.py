@@ -283,6 +283,36 @@ class RunDir:
             sets[key] = _set_summary(per, frames, {k: float(done[k]["threshold"]) for k in per})
         return {"folds": {str(k): d for k, d in done.items()}, "sets": sets}
 
+    def out_of_fold(self, train_set: str, ids: list[str]) -> np.ndarray:
+        """P(atypical) of each of `ids` (the training figures of `train_set`, e.g. `amibr`) from the
+        fold model that held it out: the run's validation predictions, every fold finished."""
+        folds, unfinished = self.fold_numbers(), self.unfinished_folds()
+        if not folds or unfinished:
+            raise ConfigError(
+                f"{self.path}: the teacher run has "
+                + ("no fold" if not folds else f"unfinished folds {unfinished}"),
+                "finish the teacher first (rerun its train/run command), then distil from it",
+            )
+        frames = [
+            pd.read_csv(f, dtype={"id": str}, usecols=["id", "prob"])
+            for k in folds
+            if (f := self.fold(k).prediction_file(f"{train_set}/val")).is_file()
+        ]
+        held_out = pd.concat(frames).set_index("id")["prob"] if frames else pd.Series(dtype=float)
+        if not held_out.index.is_unique:
+            raise ConfigError(
+                f"{self.path}: a figure is held out by two of the teacher's folds",
+                "distil from a run of one split",
+            )
+        missing = [i for i in ids if i not in held_out.index]
+        if missing:
+            raise ConfigError(
+                f"{self.path}: teacher run holds no held-out prediction for {len(missing)} of the "
+                f"{len(ids)} training figures of {train_set} (first: {missing[0]})",
+                "distil from a run trained on the same training data with every fold finished",
+            )
+        return held_out.loc[ids].to_numpy(dtype=np.float64)
+
     def write_summary(self) -> dict[str, object]:
         summary = self.summarise()
         _write_json(self.metrics_file, summary)

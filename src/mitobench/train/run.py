@@ -3,6 +3,7 @@ evaluated on the evaluation sets. Finished folds are kept; an interrupted one re
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,8 @@ class _Data:
     vote_share: dict[str, np.ndarray]
     """Share of experts who called each figure atypical, for sets with complete votes."""
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    teacher: dict[str, np.ndarray] = field(default_factory=dict)
+    """A teacher run's out-of-fold P(atypical) per training figure (distillation)."""
 
     def batches(
         self,
@@ -151,11 +154,28 @@ class _Data:
                     "train on data with votes (AMi-Br has three experts'), or set soft_labels: false",
                 )
             targets = pick(self.vote_share[name]).astype(np.float32)
+        if train and name in self.teacher:
+            usual = targets if targets is not None else labels.astype(np.float32)
+            w = cfg.teacher_weight
+            targets = (w * pick(self.teacher[name]) + (1 - w) * usual).astype(np.float32)
         if encoder is None:
             return EmbeddingBatches(pick(self.embeddings[name]), labels, dev, targets)
         cnn = encoder.spec.convolutional and cfg.channels_last
         augment = cfg.augment if train else []
         return ImageBatches(pick(self.images[name]), labels, encoder, augment, cnn, dev, targets)
+
+
+def _teacher(cfg: TrainConfig, train_set: Dataset) -> np.ndarray | None:
+    """The teacher run's held-out P(atypical) per training figure, in the training set's order."""
+    if cfg.teacher is None:
+        return None
+    teacher = RunDir(Path(cfg.teacher).expanduser())
+    if not teacher.has_record():
+        raise ConfigError(
+            f"teacher {cfg.teacher}: not a mitobench run (no run.json)",
+            "pass a run folder made by `mitobench train` or `mitobench run` (results/NAME/runs/RUN)",
+        )
+    return teacher.out_of_fold(train_set.name, [str(i) for i in train_set.ids])
 
 
 def _load(sets: list[Dataset], cache: ImageCache, progress: Progress) -> _Data:
@@ -274,8 +294,20 @@ def train_run(
     if all(run.fold(k).is_done() for k in spec.folds):
         return RunResult(run_dir, run.write_summary())  # nothing to train or evaluate
     dev = device()
+    teacher = _teacher(cfg, prep.train_set)  # checked before the images are read
     data = _load([prep.train_set, *prep.evals], ImageCache(), progress)
     run_record = run.read_record()
+    if teacher is not None:
+        data.teacher[prep.train_set.key] = teacher
+        digest = hashlib.sha256(np.round(teacher, 6).tobytes()).hexdigest()
+        if run_record.get("teacher", {}).get("sha256") not in (None, digest):
+            raise ConfigError(
+                f"{run_dir}: its folds were distilled from other teacher predictions "
+                f"than {cfg.teacher} holds now",
+                "distil into a new --out folder (or restore the teacher run)",
+            )
+        run_record = {**run_record, "teacher": {"run": str(Path(cfg.teacher).resolve()), "sha256": digest}}
+        run.write_record(run_record)
     if "patch" not in run_record:  # what `predict`, `slide` and the bundle cut patches to
         side = data.images[prep.train_set.key].shape[1:3]
         patch = patch_geometry(spec.train_data, (int(side[0]), int(side[1])))
