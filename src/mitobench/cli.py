@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeAlias, get_args
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, get_args
 
 import typer
 from rich.markup import escape
@@ -309,6 +309,39 @@ def models_list(as_json: JsonFlag = False) -> None:
             str(r["licence"]),
         )
     out_console.print(table)
+
+
+@models_app.command("info")
+def models_info(
+    target: Annotated[
+        str, typer.Argument(help="A registered model's name, or a run, bundle or .onnx model.")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """What a model is: a registered model's spec, or what a trained model was trained on, its
+    fingerprint, threshold, patch geometry and its test-set figures."""
+    from mitobench.models.registry import get, names
+
+    if target in names():
+        info: dict[str, Any] = {"name": target, **get(target).to_dict()}
+    else:
+        from mitobench.inference.bundle import describe_model
+
+        info = describe_model(Path(target))
+    if as_json:
+        _print_json(info)
+        return
+    figures = info.pop("figures", None) or {}
+    for key, value in info.items():
+        out_console.print(f"{key}: {value}", markup=False)
+    for dataset, f in figures.items():
+        ens = f["ensemble"] or f["fold_mean"]
+        which = "ensemble" if f["ensemble"] else "fold mean"
+        out_console.print(
+            f"{dataset} ({f['n']} figures, {f['folds']} folds, {which}): "
+            f"bal. acc {ens['balanced_accuracy']:.4f}, AUROC {ens['auroc']:.4f}, ECE {ens['ece']:.4f}",
+            markup=False,
+        )
 
 
 @models_app.command("check")

@@ -62,3 +62,36 @@ def test_an_onnx_model_without_its_settings_is_one_clear_message(
     folder, _ = real_patches
     code, _, err = cli("predict", lone, folder, "--out", tmp_path / "p.csv")
     assert code == 2 and "lone.onnx.json" in err and "--format onnx" in err and "Traceback" not in err, err
+
+
+def test_models_info_says_what_a_trained_model_is(trained_run, onnx_model, tmp_path, cli) -> None:
+    """`models info` on a run, its bundle and its ONNX export: the same model, threshold and
+    test-set figures (the run's metrics.json, read independently), and each file's fingerprint."""
+    import json
+
+    from mitobench.inference.bundle import model_fingerprint
+
+    bundle = tmp_path / "m.safetensors"
+    assert cli("export", trained_run, "--out", bundle)[0] == 0
+    summary = json.loads((trained_run / "metrics.json").read_text())["sets"]["atnorm-md/test"]
+    infos = []
+    for target in (trained_run, bundle, onnx_model):
+        code, out, err = cli("models", "info", target, "--json")
+        assert code == 0, err
+        info = json.loads(out)
+        assert info["sha256"] == model_fingerprint(Path(target))
+        assert (info["model"], info["mode"], info["folds"]) == ("tf_efficientnet_lite0", "e2e", [0, 1])
+        figures = info["figures"]["atnorm-md/test"]
+        assert figures["ensemble"]["balanced_accuracy"] == pytest.approx(
+            summary["ensemble"]["balanced_accuracy"]
+        )
+        assert figures["fold_mean"]["auroc"] == pytest.approx(summary["summary"]["auroc"]["mean"])
+        assert figures["n"] == 8 and figures["folds"] == 2 and info["patch"]["size"] == 128
+        infos.append(info)
+    assert (
+        infos[0]["threshold"] == pytest.approx(infos[1]["threshold"]) == pytest.approx(infos[2]["threshold"])
+    )
+    code, out, _ = cli("models", "info", bundle)
+    assert code == 0 and "atnorm-md/test (8 figures, 2 folds, ensemble): bal. acc" in out
+    code, _, err = cli("models", "info", tmp_path / "nothing.safetensors")
+    assert code == 2 and "no such run directory or bundle" in err and "Traceback" not in err

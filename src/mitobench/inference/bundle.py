@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mitobench.data.manifest import sha256_files
 from mitobench.errors import ConfigError
-from mitobench.inference.onnx import OnnxPredictor, from_onnx, sidecar
+from mitobench.inference.onnx import OnnxPredictor, from_onnx, onnx_meta, sidecar
 from mitobench.inference.predictor import Predictor, assemble, from_run
 from mitobench.paths import atomic_path
+from mitobench.runs.rundir import RunDir
 from mitobench.runs.spec import saved_settings
 
 BUNDLE_FORMAT = "mitobench-bundle/2"
@@ -136,7 +139,7 @@ def from_bundle(path: Path) -> Predictor:
         raise ConfigError(f"{path}: the bundle holds no fold weights", _FIX)
     _check_states(model, states, path)
     thresholds = {int(k): float(v) for k, v in meta["thresholds"].items()}
-    meta_out = {"run": meta["run"], "train_config": meta["train_config"], "patch": meta.get("patch")}
+    meta_out = {k: meta.get(k) for k in ("run", "train_config", "patch", "teacher", "figures")}
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta_out)
 
 
@@ -156,6 +159,62 @@ def load_model(path: Path) -> Engine:
     if path.suffix.lower() == ".onnx":
         return from_onnx(path)
     return from_bundle(path)
+
+
+def describe_model(path: Path) -> dict[str, Any]:
+    """What a run, bundle or ONNX model is, read from its records without building it: `models
+    info`. The fingerprint is the one `slide` records; the figures are the run's test sets'."""
+    if path.is_dir():
+        run = RunDir(path)
+        if not run.has_record():
+            raise ConfigError(
+                f"{path}: not a mitobench run (no run.json)", "pass a run folder, a bundle or an .onnx model"
+            )
+        record = run.read_record()
+        meta: dict[str, Any] = {
+            "format": "run",
+            **record,
+            "run": record.get("spec", {}),
+            "figures": run.test_figures(),
+        }
+        meta["folds"] = run.finished_folds()
+        meta["thresholds"] = {str(k): run.fold(k).read_done()["threshold"] for k in meta["folds"]}
+    elif path.suffix.lower() == ".onnx":
+        meta = onnx_meta(path)
+    elif path.is_file():
+        meta = _bundle_meta(path)
+    else:
+        raise ConfigError(
+            f"{path}: no such run directory or bundle",
+            "pass a run folder, a .safetensors bundle or an .onnx model",
+        )
+    run = meta.get("run", {})
+    thresholds = meta.get("thresholds", {})
+    return {
+        "path": str(path.resolve()),
+        "format": meta.get("format"),
+        "sha256": model_fingerprint(path),
+        "model": run.get("model", meta.get("model")),
+        "mode": run.get("mode", meta.get("mode")),
+        "preset": run.get("preset"),
+        "trained_on": run.get("train_data"),
+        "folds": sorted(int(k) for k in thresholds) or meta.get("folds"),
+        "threshold": meta.get("threshold", float(np.mean(list(thresholds.values()))) if thresholds else None),
+        "patch": meta.get("patch"),
+        "teacher": meta.get("teacher"),
+        "figures": meta.get("figures") or {},
+    }
+
+
+def _bundle_meta(path: Path) -> dict[str, Any]:
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta: dict[str, Any] = json.loads((fh.metadata() or {}).get("mitobench", "{}"))
+    except Exception as exc:  # missing, truncated or foreign file
+        raise ConfigError(f"{path}: not a readable mitobench bundle ({exc})", _FIX) from None
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise ConfigError(f"{path}: not a {BUNDLE_FORMAT} bundle (format {meta.get('format', 'none')})", _FIX)
+    return meta
 
 
 def model_fingerprint(path: Path) -> str:

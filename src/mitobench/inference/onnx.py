@@ -81,6 +81,9 @@ def export_onnx(predictor: Predictor, target: Path, opset: int = 18) -> Path:
         "transform": t.to_dict(),
         "patch": predictor.patch.to_dict(),
         "run": predictor.meta.get("run", {}),
+        "train_config": predictor.meta.get("train_config", {}),
+        "teacher": predictor.meta.get("teacher"),
+        "figures": predictor.meta.get("figures"),
     }
     atomic_write_text(sidecar(target), json.dumps(meta, indent=1))
     return target
@@ -118,6 +121,18 @@ class OnnxPredictor(FoldEnsemble):
         return {k: probs[:, i].astype(np.float64) for i, k in enumerate(self.folds)}
 
 
+def onnx_meta(path: Path) -> dict[str, Any]:
+    """The settings an ONNX model was exported with (its sidecar), checked."""
+    side = sidecar(path)
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{side}: the ONNX model's settings cannot be read ({exc})", _FIX) from None
+    if not isinstance(meta, dict) or meta.get("format") != ONNX_FORMAT:
+        raise ConfigError(f"{side}: not the settings of a mitobench ONNX model", _FIX)
+    return meta
+
+
 def from_onnx(path: Path) -> OnnxPredictor:
     """Load an exported ONNX model and its sidecar; needs ONNX Runtime, no run and no download."""
     try:
@@ -126,13 +141,7 @@ def from_onnx(path: Path) -> OnnxPredictor:
         raise ConfigError(
             f"{path}: running an ONNX model needs ONNX Runtime", "pip install 'mitobench[onnx]'"
         ) from None
-    side = sidecar(path)
-    try:
-        meta = json.loads(side.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{side}: the ONNX model's settings cannot be read ({exc})", _FIX) from None
-    if not isinstance(meta, dict) or meta.get("format") != ONNX_FORMAT:
-        raise ConfigError(f"{side}: not the settings of a mitobench ONNX model", _FIX)
+    meta = onnx_meta(path)
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types for a damaged or foreign file

@@ -311,7 +311,24 @@ class RunDir:
                 f"{len(ids)} training figures of {train_set} (first: {missing[0]})",
                 "distil from a run trained on the same training data with every fold finished",
             )
-        return held_out.loc[ids].to_numpy(dtype=np.float64)
+        probs: np.ndarray = held_out.loc[ids].to_numpy(dtype=np.float64)
+        return probs
+
+    def test_figures(self) -> dict[str, dict[str, Any]]:
+        """Per test set: figures, folds, the fold models' mean and the fold ensemble's balanced
+        accuracy, AUROC and ECE — what an exported model carries and `models info` prints."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, entry in self.summarise()["sets"].items():  # type: ignore[attr-defined]
+            if key.endswith("/val"):
+                continue
+            names = ("balanced_accuracy", "auroc", "ece")
+            out[key] = {
+                "n": entry["n"],
+                "folds": len(entry["per_fold"]),
+                "fold_mean": {m: entry["summary"][m]["mean"] for m in names},
+                "ensemble": {m: entry["ensemble"][m] for m in names} if "ensemble" in entry else None,
+            }
+        return out
 
     def write_summary(self) -> dict[str, object]:
         summary = self.summarise()

@@ -297,7 +297,7 @@ def train_run(
     teacher = _teacher(cfg, prep.train_set)  # checked before the images are read
     data = _load([prep.train_set, *prep.evals], ImageCache(), progress)
     run_record = run.read_record()
-    if teacher is not None:
+    if teacher is not None and cfg.teacher is not None:
         data.teacher[prep.train_set.key] = teacher
         digest = hashlib.sha256(np.round(teacher, 6).tobytes()).hexdigest()
         if run_record.get("teacher", {}).get("sha256") not in (None, digest):
