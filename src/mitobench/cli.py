@@ -770,6 +770,44 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+@app.command("distil")
+def distil_cmd(
+    teachers: Annotated[
+        str, typer.Option(help="The teachers: a grid YAML or packaged config with one run (model, mode).")
+    ] = "cpu-best",
+    student_model: Annotated[
+        str | None, typer.Option(help="The student's model (default: the teachers').")
+    ] = None,
+    teacher_weight: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Target = w x teacher probability + (1 - w) x usual target."),
+    ] = 0.5,
+    fold: Annotated[int, typer.Option(min=0, max=4, help="The paper fold the student validates on.")] = 0,
+    results: Annotated[
+        Path | None, typer.Option(help="Results directory (default results/distil-NAME).")
+    ] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Train the teachers (a grid, resumable) and one student towards their out-of-fold probabilities."""
+    from mitobench.benchmark.distil import distil, plan_distil
+    from mitobench.benchmark.grid import load_grid
+
+    grid = load_grid(teachers)
+    results_dir = results or Path("results") / f"distil-{grid.name}"
+    require_folder(results_dir, "the results folder (--results)", "pass a writable folder: --results DIR")
+    plan = plan_distil(grid, results_dir, student_model, teacher_weight, fold)
+    root = _root(data_root, fetch=True)
+    with progress_for() as progress:
+        _, student = distil(plan, results_dir, root, progress)
+    out_console.print(f"teachers: {plan.teacher_run}", markup=False)
+    _print_summary(student.summary, "student (distilled)")
+    out_console.print(
+        f"student: {plan.student_run} "
+        f"(export it: mitobench export {plan.student_run} --out student.safetensors)",
+        markup=False,
+    )
+
+
 @app.command("report")
 def report_cmd(
     results: Annotated[Path, typer.Argument(help="A results directory made by `mitobench run`.")],

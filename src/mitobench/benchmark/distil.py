@@ -1,0 +1,114 @@
+"""`mitobench distil`: teachers, then one student trained towards their out-of-fold probabilities.
+
+Two resumable stages in one results folder: the teachers are a grid (a packaged config such as
+`cpu-best`, one model and mode over the five paper folds) run exactly as `mitobench run` runs it,
+into the results store; the student is one run under `<results>/student/`, trained on the same
+data with `teacher` pointing at the teachers' run. A second call skips what is finished. The
+wall-clock time of each stage and the machine are written to `<results>/student/distil.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mitobench import machine
+from mitobench.benchmark.grid import GridConfig
+from mitobench.benchmark.jobs import run_dir_for
+from mitobench.benchmark.runner import GridResult, run_grid
+from mitobench.errors import ConfigError
+from mitobench.paths import atomic_write_text
+from mitobench.progress import Progress
+from mitobench.runs.rundir import RunDir, run_name
+from mitobench.runs.spec import RunSpec, parse_spec
+from mitobench.train.run import RunResult, train_run
+
+STUDENT_DIR = "student"
+
+
+@dataclass(frozen=True)
+class DistilPlan:
+    """The teachers' grid and run folder, and the student's settings and run folder."""
+
+    teachers: GridConfig
+    teacher_run: Path
+    student: RunSpec
+    student_run: Path
+
+
+def plan_distil(
+    teachers: GridConfig,
+    results_dir: Path,
+    student_model: str | None = None,
+    teacher_weight: float = 0.5,
+    fold: int = 0,
+    student_train: dict[str, Any] | None = None,
+) -> DistilPlan:
+    """Check the grid makes one teacher run, and lay out the student (the teachers' model unless
+    `student_model`), trained on fold `fold`'s training part with the teachers' recipe."""
+    specs = teachers.run_specs()
+    if len(specs) != 1:
+        raise ConfigError(
+            f"{teachers.name}: distillation needs one teacher run (one model, one mode); it has {len(specs)}",
+            "use a config with one entry under runs: (e.g. cpu-best)",
+        )
+    teacher = specs[0]
+    student = parse_spec(
+        {
+            "model": student_model or teacher.model,
+            "mode": "e2e",
+            "preset": teacher.preset,
+            "train_data": teacher.train_data,
+            "folds": [fold],
+            "eval_sets": teacher.eval_sets,
+            "train": {
+                **teacher.train,
+                **(student_train or {}),
+                "teacher": str(run_dir_for(results_dir, teacher).resolve()),
+                "teacher_weight": teacher_weight,
+            },
+        }
+    )
+    name = run_name(student.model, student.mode, student.preset, student.train_data)
+    return DistilPlan(teachers, run_dir_for(results_dir, teacher), student, results_dir / STUDENT_DIR / name)
+
+
+def distil(
+    plan: DistilPlan,
+    results_dir: Path,
+    data_root: Path,
+    progress: Progress | None = None,
+    job_overrides: dict[str, Any] | None = None,
+) -> tuple[GridResult, RunResult]:
+    """Run (or resume) the teachers, then the student; refuse to start the student on teachers
+    that did not all finish."""
+    started = time.perf_counter()
+    grid = run_grid(plan.teachers, results_dir, data_root, progress=progress, job_overrides=job_overrides)
+    teachers_seconds = time.perf_counter() - started
+    unfinished = RunDir(plan.teacher_run).unfinished_folds() if plan.teacher_run.is_dir() else []
+    if grid.failed or grid.busy or unfinished:
+        left = sorted(grid.failed) + grid.busy + [f"fold {k}" for k in unfinished]
+        raise ConfigError(
+            f"the teachers did not all finish ({', '.join(left)}): the student needs every fold's "
+            "held-out predictions",
+            f"rerun the same command; failures are listed in {results_dir / 'results.sqlite'}",
+        )
+    started = time.perf_counter()
+    student = train_run(plan.student, plan.student_run, data_root, progress, **(job_overrides or {}))
+    record = {
+        "teachers": plan.teachers.name,
+        "teacher_run": str(plan.teacher_run),
+        "student_run": str(plan.student_run),
+        "teachers_seconds_this_call": round(teachers_seconds, 1),
+        "student_seconds_this_call": round(time.perf_counter() - started, 1),
+        "teachers_trained_this_call": len(grid.done),
+        "student_folds_trained_this_call": student.trained_folds,
+        "machine": machine.label(),
+    }
+    log = plan.student_run.parent / "distil.json"
+    calls = json.loads(log.read_text())["calls"] if log.is_file() else []
+    atomic_write_text(log, json.dumps({"calls": [*calls, record]}, indent=1))
+    return grid, student

@@ -1,0 +1,46 @@
+"""`mitobench distil`: the teachers' grid, then one student towards their held-out predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mitobench.benchmark.distil import distil, plan_distil
+from mitobench.benchmark.store import ResultsStore
+from mitobench.errors import ConfigError
+from tests.conftest import tiny_grid
+
+
+def test_distil_trains_the_teachers_then_the_student_and_resumes(
+    separable_root: Path, tmp_path: Path
+) -> None:
+    grid = tiny_grid(folds=[0, 1, 2, 3, 4], runs=[{"model": "resnet10t", "modes": ["e2e"]}],
+                     eval_sets=["amibr/test"])  # fmt: skip
+    out = tmp_path / "distil"
+    plan = plan_distil(grid, out, teacher_weight=0.5, fold=1)
+    teachers, student = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    assert len(teachers.done) == 5 and student.trained_folds == [1]
+    jobs = ResultsStore(out).jobs()
+    assert sorted(jobs.loc[jobs["status"] == "done", "fold"]) == [0, 1, 2, 3, 4]  # the teachers, in the store
+    record = json.loads((plan.student_run / "run.json").read_text())
+    assert record["teacher"]["run"] == str(plan.teacher_run.resolve())
+    assert record["train_config"]["teacher_weight"] == 0.5 and record["spec"]["folds"] == [1]
+    assert (
+        pd.read_csv(plan.student_run / "fold_1" / "predictions" / "amibr__test.csv")["prob"]
+        .between(0, 1)
+        .all()
+    )
+    again = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    assert again[0].done == [] and len(again[0].skipped) == 5 and again[1].trained_folds == []
+    calls = json.loads((plan.student_run.parent / "distil.json").read_text())["calls"]
+    assert [c["teachers_trained_this_call"] for c in calls] == [5, 0]
+    assert [c["student_folds_trained_this_call"] for c in calls] == [[1], []]
+    assert all(c["machine"] and c["teachers_seconds_this_call"] >= 0 for c in calls)
+
+
+def test_distil_needs_one_teacher_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs one teacher run"):
+        plan_distil(tiny_grid(), tmp_path)  # e2e and probe: two runs
