@@ -61,3 +61,30 @@ def test_export_refuses_a_run_with_unfinished_folds_unless_told_which(run: Path,
     assert _bundle_folds(tmp_path / "b.safetensors") == {"fold0", "fold1"}
     code, _, err = cli("export", run, "--out", tmp_path / "c.safetensors", "--folds", "2")
     assert code == 2 and "fold 2 is not finished" in err, err
+
+
+def test_a_run_whose_scores_cannot_be_kept_is_still_described(trained_run, tmp_path, monkeypatch) -> None:
+    """Scores are cached in each fold's scores.json; where that cannot be written (a read-only
+    results folder) they are computed and used, not kept, and nothing fails."""
+    import mitobench.runs.rundir as rundir
+    from mitobench.errors import StorageError
+    from mitobench.inference.bundle import describe_model
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    for f in copy.glob("fold_*/scores.json"):
+        f.unlink()
+    real = rundir._write_json
+
+    def read_only(path: Path, value: dict) -> None:
+        if path.name == "scores.json":
+            raise StorageError(f"{path}: read-only file system", "")
+        real(path, value)
+
+    monkeypatch.setattr(rundir, "_write_json", read_only)
+    info = describe_model(copy)
+    assert info["figures"]["atnorm-md/test"]["folds"] == 2
+    assert not list(copy.glob("fold_*/scores.json"))
+    monkeypatch.setattr(rundir, "_write_json", real)
+    assert describe_model(copy)["figures"] == info["figures"]  # the same numbers once they are kept
+    assert len(list(copy.glob("fold_*/scores.json"))) == 2

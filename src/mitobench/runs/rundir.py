@@ -17,6 +17,7 @@ A *run* is one model trained in one mode under one recipe, fold by fold::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mitobench.errors import ConfigError
+from mitobench.errors import ConfigError, StorageError
 from mitobench.metrics.binary import REGISTRY, compute, ensemble_scores, summarise
 from mitobench.paths import atomic_path, atomic_write_text
 
@@ -183,7 +184,9 @@ class FoldDir:
             fresh[key] = entry
             out[key] = entry["variants"]
         if changed or set(fresh) != set(kept):
-            _write_json(self.scores_file, fresh)
+            # a read-only run (a shared results folder): scored, not kept
+            with contextlib.suppress(OSError, StorageError):
+                _write_json(self.scores_file, fresh)
         return out
 
 
