@@ -44,3 +44,19 @@ def test_distil_trains_the_teachers_then_the_student_and_resumes(
 def test_distil_needs_one_teacher_run(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs one teacher run"):
         plan_distil(tiny_grid(), tmp_path)  # e2e and probe: two runs
+
+
+def test_distil_refuses_the_student_on_unfinished_teachers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mitobench.benchmark.distil as distil_mod
+    from mitobench.benchmark.runner import GridResult
+
+    grid = tiny_grid(runs=[{"model": "resnet10t", "modes": ["e2e"]}])
+    plan = plan_distil(grid, tmp_path / "out")
+    monkeypatch.setattr(
+        distil_mod, "run_grid", lambda *a, **k: GridResult(failed={"resnet10t-e2e fold 1": "boom"})
+    )
+    with pytest.raises(ConfigError, match=r"did not all finish \(resnet10t-e2e fold 1\)"):
+        distil(plan, tmp_path / "out", tmp_path)
+    assert not plan.student_run.exists()

@@ -89,6 +89,29 @@ def _hammer(path: str, worker: int) -> None:
         store.fail(job, "x")
 
 
+def _open_at_once(root: str, barrier, rounds: int) -> None:
+    for r in range(rounds):
+        barrier.wait()  # every process opens the same new store at the same moment
+        ResultsStore(Path(root) / f"r{r}").start(
+            f"j{r}-{id(barrier)}",
+            {"model": "m", "mode": "e2e", "preset": "p", "fold": 0, "spec": {}, "environment": {}},
+        )
+
+
+def test_processes_opening_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
+    """Switching a new store to WAL needs the file to itself and SQLite answers "locked" without
+    waiting: every opener waits its turn instead of failing (seen under CI load)."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_open_at_once, args=(str(tmp_path), barrier, 8)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert all(len(ResultsStore(tmp_path / f"r{r}").jobs()) >= 1 for r in range(8))
+
+
 def test_two_processes_write_the_store_at_once(tmp_path: Path) -> None:
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_hammer, args=(str(tmp_path), w)) for w in range(2)]

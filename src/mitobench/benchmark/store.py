@@ -47,6 +47,25 @@ _TRAIN_DATA = "COALESCE(json_extract(j.spec, '$.train_data'), 'amibr/train') AS 
 """Which training data a job used (jobs recorded before it was a setting trained on AMi-Br)."""
 
 
+WAL_WAIT_S = 60.0
+
+
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Switch the store to WAL (kept in the file, so once is enough). Switching needs the file to
+    itself and SQLite answers "locked" at once, without its busy wait, while another process opens
+    a new store at the same moment: wait and retry as the busy timeout would."""
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ResultsStore:
     """Append-only store of jobs, their metrics and their per-sample probabilities."""
 
@@ -69,8 +88,8 @@ class ResultsStore:
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
         try:
-            con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
+            _use_wal(con)
             with con:  # one transaction
                 yield con
         except sqlite3.DatabaseError as exc:
