@@ -704,17 +704,14 @@ def export_cmd(
     ] = FormatChoice("bundle"),
 ) -> None:
     """Export a run's fold models with their model spec, normalisation, patch geometry and threshold."""
-    from mitobench.inference.bundle import export_bundle
-    from mitobench.inference.onnx import export_onnx
-    from mitobench.inference.predictor import from_run
+    from mitobench.inference.bundle import export_run
     from mitobench.runs.rundir import find_run
 
     onnx = format_.value == "onnx"
     out = out or Path("model.onnx" if onnx else "model.safetensors")
     _check_out_file(out, overwrite, out.name)
     run = find_run(run)
-    predictor = from_run(run, _parse_folds(folds) if folds else None, complete=True)
-    (export_onnx if onnx else export_bundle)(predictor, out)
+    predictor = export_run(run, out, _parse_folds(folds) if folds else None, onnx)
     out_console.print(
         f"{out}: {len(predictor.fold_states)} fold model(s), threshold {predictor.threshold:.3f} "
         f"({out.stat().st_size / 1e6:.1f} MB)",

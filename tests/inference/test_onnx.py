@@ -16,10 +16,11 @@ pytest.importorskip("onnxscript")
 
 @pytest.fixture(scope="module")
 def onnx_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mitobench.inference.onnx import export_onnx
-    from mitobench.inference.predictor import from_run
+    from mitobench.inference.bundle import export_run
 
-    return export_onnx(from_run(trained_run), tmp_path_factory.mktemp("onnx") / "m.onnx")
+    target = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    export_run(trained_run, target, onnx=True)  # what `mitobench export --format onnx` calls
+    return target
 
 
 def test_onnx_runtime_gives_pytorchs_probabilities_on_real_patches(

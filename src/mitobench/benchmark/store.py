@@ -210,7 +210,8 @@ class ResultsStore:
         """Every finished job's metrics per dataset and variant, as each fold scored them. A metric
         registered after a job ran is scored here from the stored predictions (not kept)."""
         stored = self._done("m.dataset, m.variant, m.metric, m.value FROM metrics m JOIN jobs j USING (job)")
-        missing = [name for name in REGISTRY if name not in set(stored["metric"])]
+        have = set(stored["metric"])
+        missing = [name for name in REGISTRY if name not in have]
         if not missing or stored.empty:
             return stored
         return pd.concat([stored, self._score_later(stored, missing)], ignore_index=True)

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from mitobench.data.manifest import sha256_files
 from mitobench.errors import ConfigError
-from mitobench.inference.onnx import OnnxPredictor, from_onnx, onnx_meta, sidecar
+from mitobench.inference.onnx import OnnxPredictor, export_onnx, from_onnx, onnx_meta, sidecar
 from mitobench.inference.predictor import Predictor, assemble, from_run
 from mitobench.paths import atomic_path
 from mitobench.runs.rundir import RunDir
@@ -110,17 +110,25 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
     return target
 
 
+def export_run(run_dir: Path, target: Path, folds: list[int] | None = None, onnx: bool = False) -> Predictor:
+    """Export a finished run's fold models (a bundle, or ONNX) with what `models info` shows of
+    it: the teacher it was distilled from and its test-set figures (read here, not on every load).
+    Returns the exported fold models."""
+    predictor = from_run(run_dir, folds, complete=True)
+    run = RunDir(run_dir)
+    predictor.meta |= {"teacher": run.read_record().get("teacher"), "figures": run.test_figures()}
+    (export_onnx if onnx else export_bundle)(predictor, target)
+    return predictor
+
+
 def from_bundle(path: Path) -> Predictor:
     """Load an exported bundle; needs no training run and no download."""
+    meta = _bundle_meta(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads((fh.metadata() or {}).get("mitobench", "{}"))
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no iterator)
-    except Exception as exc:  # missing, truncated or foreign file
+    except Exception as exc:  # truncated tensors after a readable header
         raise ConfigError(f"{path}: not a readable mitobench bundle ({exc})", _FIX) from None
-    if meta.get("format") != BUNDLE_FORMAT:
-        found = meta.get("format", "none")
-        raise ConfigError(f"{path}: not a {BUNDLE_FORMAT} bundle (format {found})", _FIX)
     absent = [k for k in SETTINGS if k not in meta]
     if absent:
         raise ConfigError(f"{path}: the bundle lacks its settings ({', '.join(absent)})", _FIX)

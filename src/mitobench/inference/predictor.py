@@ -184,7 +184,5 @@ def from_run(run_dir: Path, folds: list[int] | None = None, complete: bool = Fal
         "run": spec.model_dump(mode="json"),
         "train_config": cfg.model_dump(mode="json"),
         "patch": PatchGeometry.from_dict(run.read_record().get("patch")).to_dict(),
-        "teacher": run.read_record().get("teacher"),
-        "figures": run.test_figures(),  # the whole run's test-set figures, carried by exports
     }
     return Predictor(model, spec.mode, states, thresholds, cfg, base, meta)

@@ -120,14 +120,12 @@ def stored_dataset(store: ResultsStore, preds: pd.DataFrame, key: str) -> Datase
     return Dataset(name, split, frame.reset_index(drop=True))
 
 
-def _voted_sets(
-    store: ResultsStore, preds: pd.DataFrame, keys: list[str], loaded: dict[str, Dataset]
-) -> list[Dataset]:
-    """The scored test sets with two or more experts' votes: from the store, or for a store made
-    before votes were kept, from the data root where the set is there."""
+def _voted_sets(kept: dict[str, Dataset | None], loaded: dict[str, Dataset]) -> list[Dataset]:
+    """The scored test sets with two or more experts' votes: as the store keeps them (`kept`, from
+    `stored_dataset`), or for a store made before votes were kept, from the data root's `loaded`."""
     out = []
-    for key in keys:
-        ds = stored_dataset(store, preds, key) or loaded.get(key)
+    for key, ds in kept.items():
+        ds = ds or loaded.get(key)
         if ds is not None and len(vote_columns(ds.frame)) >= 2:
             out.append(ds)
     return out
@@ -137,12 +135,13 @@ def raters_for_results(results_dir: Path, data_root: Path, n_boot: int = 1000) -
     """`mitobench raters --results DIR`: the analysis on every voted test set the store scored."""
     store = _store_with_results(results_dir)
     preds, metrics = store.predictions(), store.metrics()
-    keys = _test_sets(preds)
-    stored = {k for k in keys if not store.figure_facts(k).empty}
-    loaded = {ds.key: ds for ds in load_present(_named(keys, skip=stored), data_root)[0]}
+    kept = {k: stored_dataset(store, preds, k) for k in _test_sets(preds)}
+    loaded = {
+        ds.key: ds for ds in load_present(_named([k for k, ds in kept.items() if ds is None]), data_root)[0]
+    }
     return [
         rater_analysis(ds, _ensemble_calls(preds, metrics, ds.key), n_boot)[0]
-        for ds in _voted_sets(store, preds, keys, loaded)
+        for ds in _voted_sets(kept, loaded)
     ]
 
 
@@ -150,9 +149,9 @@ def _test_sets(preds: pd.DataFrame) -> list[str]:
     return sorted(k for k in preds["dataset"].unique() if not k.endswith("/val"))
 
 
-def _named(keys: list[str], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+def _named(keys: list[str]) -> list[str]:
     """The registry's datasets among `keys` (a user's own sets are not reloaded by name)."""
-    return [k for k in keys if k.split("/")[0] in DATASETS and k not in skip]
+    return [k for k in keys if k.split("/")[0] in DATASETS]
 
 
 def _same_figures(ds: Dataset, preds: pd.DataFrame) -> bool:
@@ -245,12 +244,14 @@ def build_report(
             "Calibration: ECE before and after temperature scaling (fitted on each fold's validation set)"
         ] = scaled
     plot_paths = _plots(table, preds, metrics, keys, folder / "plots")
+    calls = {key: _ensemble_calls(preds, metrics, key) for key in keys}  # for the gallery and raters
     galleries = {}
     for key, ds in datasets.items():
-        galleries.update(_gallery(ds, _ensemble_calls(preds, metrics, key)))
+        galleries.update(_gallery(ds, calls[key]))
     raters = []
-    for ds in _voted_sets(store, preds, keys, datasets):
-        r, models = rater_analysis(ds, _ensemble_calls(preds, metrics, ds.key), n_boot)
+    kept = {key: stored_dataset(store, preds, key) for key in keys}
+    for ds in _voted_sets(kept, datasets):
+        r, models = rater_analysis(ds, calls[ds.key], n_boot)
         raters.append(r)
         if models:
             plot_paths.append(plots.raters_plot(r, models, ds.labels, folder / "plots"))
