@@ -21,6 +21,7 @@ from mitobench.benchmark.executors import Executor
 from mitobench.console import err_console, out_console, progress_for
 from mitobench.data.splits import SPLITS
 from mitobench.errors import ConfigError, MitobenchError
+from mitobench.inference.shipped import DEFAULT_MODEL, EngineChoice
 from mitobench.paths import require_folder
 from mitobench.recipes.config import PRESETS, Mode
 
@@ -44,6 +45,19 @@ DataRoot = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"A shipped model's name (default: {DEFAULT_MODEL}, no training needed), a run folder, "
+        "an exported bundle (.safetensors) or an ONNX model (.onnx)."
+    ),
+]
+EngineOption = Annotated[
+    EngineChoice,
+    typer.Option(
+        help="auto: ONNX Runtime where the model has an ONNX form and it is installed, else PyTorch."
+    ),
+]
 
 
 def _choices(name: str, values: Iterable[str]) -> type[Enum]:
@@ -314,16 +328,23 @@ def models_list(as_json: JsonFlag = False) -> None:
 @models_app.command("info")
 def models_info(
     target: Annotated[
-        str, typer.Argument(help="A registered model's name, or a run, bundle or .onnx model.")
+        str,
+        typer.Argument(
+            help="A registered model's name, a shipped model's (amibr-lite0), "
+            "or a run, bundle or .onnx model."
+        ),
     ],
     as_json: JsonFlag = False,
 ) -> None:
     """What a model is: a registered model's spec, or what a trained model was trained on, its
     fingerprint, threshold, patch geometry and its test-set figures."""
+    from mitobench.inference.shipped import describe_shipped, shipped
     from mitobench.models.registry import get, names
 
     if target in names():
         info: dict[str, Any] = {"name": target, **get(target).to_dict()}
+    elif shipped(target) is not None:
+        info = describe_shipped(target)
     else:
         from mitobench.inference.bundle import describe_model
 
@@ -544,29 +565,41 @@ def evaluate_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    source: Annotated[Path, typer.Argument(help="A run directory or an exported bundle (.safetensors).")],
     inputs: Annotated[
-        Path,
+        list[Path],
         typer.Argument(
-            help="A folder of patches (and/or multi-page TIFF stacks), a stack, or a CSV with `path`."
+            help="A folder of patches (and/or multi-page TIFF stacks), a stack, or a CSV with `path`. "
+            "(`predict MODEL INPUTS` also works.)",
+            show_default=False,
         ),
     ],
+    model: ModelOption = None,
+    engine: EngineOption = EngineChoice.auto,
     out: Annotated[Path, typer.Option(help="CSV to write: id, probability, label.")] = Path(
         "predictions.csv"
     ),
     tta: Annotated[bool, typer.Option(help="Average over the 8 dihedral transforms.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
-    """Classify new patches with a run's fold ensemble (mean probability)."""
+    """Classify new patches with the shipped model, or a run's fold ensemble (mean probability)."""
     from mitobench.data.stacks import patches_to_predict
     from mitobench.inference.bundle import load_model
+    from mitobench.inference.shipped import resolve_model
     from mitobench.paths import atomic_path
 
+    if len(inputs) > 2 or (len(inputs) == 2 and model is not None):
+        raise ConfigError(
+            f"predict takes one input (a folder, stack or CSV); got {len(inputs)} paths"
+            + (" and --model" if model is not None else ""),
+            "mitobench predict INPUTS [--model MODEL]",
+        )
+    if len(inputs) == 2:
+        model, inputs = str(inputs[0]), inputs[1:]
     _check_out_file(out, overwrite, "predictions.csv")
-    predictor = load_model(source)
+    predictor = load_model(resolve_model(model, engine))
     # the models saw patches of this side (AMi-Br: 128): others are resized to it (stack pages must fit)
     side = predictor.patch.size
-    dataset, images = patches_to_predict(inputs, (side, side))
+    dataset, images = patches_to_predict(inputs[0], (side, side))
     with progress_for() as progress:
         frame = predictor.predict(dataset, images, tta=tta, progress=progress)
     with atomic_path(out) as tmp:
@@ -586,7 +619,8 @@ def slide_cmd(
             help="A whole-slide image (SVS, NDPI, MRXS, tiled TIFF, ...), or a CSV of slide,detections."
         ),
     ],
-    model: Annotated[Path, typer.Option(help="A run directory or an exported bundle.")],
+    model: ModelOption = None,
+    engine: EngineOption = EngineChoice.auto,
     detections: Annotated[
         Path | None,
         typer.Option(help="The detector's output: CSV (x,y level-0 px), QuPath GeoJSON or MIDOG JSON."),
@@ -624,6 +658,7 @@ def slide_cmd(
     ] = False,
 ) -> None:
     """Classify a detector's mitotic figures on slides: QuPath GeoJSON, CSV and a per-slide summary."""
+    from mitobench.inference.shipped import resolve_model
     from mitobench.slides.slide import SlideOptions, jobs_from, run_slides
 
     options = SlideOptions(
@@ -638,7 +673,7 @@ def slide_cmd(
     require_folder(out, "the output folder (--out)", "pass a folder: --out DIR")
     jobs = jobs_from(slide, detections)
     with progress_for() as progress:
-        done, kept, failed = run_slides(jobs, model, out, options, progress)
+        done, kept, failed = run_slides(jobs, resolve_model(model, engine), out, options, progress)
     for s in done:
         ratio = s["atypical_fraction"]
         shown = "-" if ratio is None else f"{ratio:.3f}"
@@ -665,7 +700,12 @@ def midog_cmd(
     output_dir: Annotated[Path, typer.Option("--output", help="The container's output folder.")] = Path(
         "/output"
     ),
-    model: Annotated[Path, typer.Option(help="A bundle, or a folder holding one.")] = Path("/opt/ml/model"),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A bundle, a folder holding one, or a shipped model's name (default: amibr-lite0)."
+        ),
+    ] = None,
 ) -> None:
     """MIDOG 2025 Track 2: classify every page of every TIFF stack; write the challenge's JSON."""
     from mitobench.inference.midog import classify_stacks
@@ -780,6 +820,9 @@ def distil_cmd(
         typer.Option(min=0.0, max=1.0, help="Target = w x teacher probability + (1 - w) x usual target."),
     ] = 0.5,
     fold: Annotated[int, typer.Option(min=0, max=4, help="The paper fold the student validates on.")] = 0,
+    student_preset: Annotated[
+        str | None, typer.Option(help="The student's preset (default: the teachers').")
+    ] = None,
     results: Annotated[
         Path | None, typer.Option(help="Results directory (default results/distil-NAME).")
     ] = None,
@@ -792,7 +835,7 @@ def distil_cmd(
     grid = load_grid(teachers)
     results_dir = results or Path("results") / f"distil-{grid.name}"
     require_folder(results_dir, "the results folder (--results)", "pass a writable folder: --results DIR")
-    plan = plan_distil(grid, results_dir, student_model, teacher_weight, fold)
+    plan = plan_distil(grid, results_dir, student_model, teacher_weight, fold, student_preset=student_preset)
     root = _root(data_root, fetch=True)
     with progress_for() as progress:
         _, student = distil(plan, results_dir, root, progress)

@@ -46,9 +46,11 @@ def plan_distil(
     teacher_weight: float = 0.5,
     fold: int = 0,
     student_train: dict[str, Any] | None = None,
+    student_preset: str | None = None,
 ) -> DistilPlan:
     """Check the grid makes one teacher run, and lay out the student (the teachers' model unless
-    `student_model`), trained on fold `fold`'s training part with the teachers' recipe."""
+    `student_model`), trained on fold `fold`'s training part with the teachers' recipe (or
+    `student_preset`'s: a cheap teacher recipe can feed a student at a costlier one)."""
     specs = teachers.run_specs()
     if len(specs) != 1:
         raise ConfigError(
@@ -60,7 +62,7 @@ def plan_distil(
         {
             "model": student_model or teacher.model,
             "mode": "e2e",
-            "preset": teacher.preset,
+            "preset": student_preset or teacher.preset,
             "train_data": teacher.train_data,
             "folds": [fold],
             "eval_sets": teacher.eval_sets,

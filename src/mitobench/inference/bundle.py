@@ -83,13 +83,18 @@ def _check_states(model: torch.nn.Module, states: dict[int, dict[str, torch.Tens
                 )
 
 
-def export_bundle(predictor: Predictor, target: Path) -> Path:
-    """Write `predictor` as one safetensors file (atomically)."""
+def _stored(t: torch.Tensor, half: bool) -> torch.Tensor:
+    return (t.half() if half and t.is_floating_point() else t).contiguous()
+
+
+def export_bundle(predictor: Predictor, target: Path, half: bool = False) -> Path:
+    """Write `predictor` as one safetensors file (atomically); `half` stores floating tensors as
+    fp16 (half the size; loaded back into the fp32 model, so it computes in fp32 all the same)."""
     tensors: dict[str, torch.Tensor] = {}
     for k, state in predictor.fold_states.items():
-        tensors.update({f"fold{k}.{name}": t.contiguous() for name, t in state.items()})
+        tensors.update({f"fold{k}.{name}": _stored(t, half) for name, t in state.items()})
     if predictor.base_state is not None:
-        tensors.update({f"base.{name}": t.contiguous() for name, t in predictor.base_state.items()})
+        tensors.update({f"base.{name}": _stored(t, half) for name, t in predictor.base_state.items()})
     enc = predictor.model.encoder
     assert enc is not None
     meta = {
@@ -102,6 +107,7 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
         "transform": enc.transform.to_dict(),
         "pooling": enc.pooling.value,
         "weights_origin": weights_origin(predictor),
+        "weights_dtype": "float16" if half else "as trained",
         **predictor.meta,
     }
     meta["sha256"] = checksum(tensors, meta)
@@ -110,14 +116,16 @@ def export_bundle(predictor: Predictor, target: Path) -> Path:
     return target
 
 
-def export_run(run_dir: Path, target: Path, folds: list[int] | None = None, onnx: bool = False) -> Predictor:
-    """Export a finished run's fold models (a bundle, or ONNX) with what `models info` shows of
-    it: the teacher it was distilled from and its test-set figures (read here, not on every load).
-    Returns the exported fold models."""
+def export_run(
+    run_dir: Path, target: Path, folds: list[int] | None = None, onnx: bool = False, half: bool = False
+) -> Predictor:
+    """Export a finished run's fold models (a bundle, or ONNX; fp16 weights if `half`) with what
+    `models info` shows of it: the teacher it was distilled from and its test-set figures (read
+    here, not on every load). Returns the exported fold models."""
     predictor = from_run(run_dir, folds, complete=True)
     run = RunDir(run_dir)
     predictor.meta |= {"teacher": run.read_record().get("teacher"), "figures": run.test_figures()}
-    (export_onnx if onnx else export_bundle)(predictor, target)
+    (export_onnx if onnx else export_bundle)(predictor, target, half=half)
     return predictor
 
 

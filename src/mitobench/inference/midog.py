@@ -15,12 +15,14 @@ from mitobench import CLASS_NAMES
 from mitobench.data.stacks import STACK_SUFFIXES, read_stack
 from mitobench.errors import ConfigError, DataError
 from mitobench.inference.bundle import load_model
+from mitobench.inference.shipped import resolve_model, shipped
 from mitobench.paths import TMP_NAME_EXTRA, atomic_write_text, require_folder, require_short_enough
 from mitobench.progress import NullProgress, Progress
 
 INPUT = Path("/input")
 OUTPUT = Path("/output")
 MODEL = Path("/opt/ml/model")
+"""Where the challenge puts a container's own model files."""
 STACKS = Path("images") / "stacked-histopathology-roi-cropouts"
 RESULT = "multiple-mitotic-figure-classification.json"
 
@@ -39,9 +41,13 @@ def model_path(path: Path) -> Path:
 
 
 def classify_stacks(
-    input_dir: Path = INPUT, output_dir: Path = OUTPUT, model: Path = MODEL, progress: Progress | None = None
+    input_dir: Path = INPUT,
+    output_dir: Path = OUTPUT,
+    model: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> Path:
-    """Write the challenge's output JSON; returns its path."""
+    """Write the challenge's output JSON; returns its path. `model`: a bundle, a folder holding
+    one (the challenge's /opt/ml/model), or a shipped model's name (None: the default one)."""
     progress = progress or NullProgress()
     folder = input_dir / STACKS
     stacks = (
@@ -57,7 +63,8 @@ def classify_stacks(
     require_short_enough(target, "the result file", "use a shorter --output folder", extra=TMP_NAME_EXTRA)
     if target.is_dir():
         raise DataError(f"{target} is a folder; the result file goes there", f"remove the folder {target}")
-    predictor = load_model(model_path(model))
+    named = model is None or shipped(str(model)) is not None
+    predictor = load_model(resolve_model(model) if named else model_path(Path(str(model))))
     results = []
     progress.start("classifying stacks", len(stacks))
     for stack in stacks:

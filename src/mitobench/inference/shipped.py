@@ -1,0 +1,164 @@
+"""The models shipped inside the package, so `predict`, `slide` and `midog` classify patches with
+no training and no network.
+
+Each shipped model is three files in `mitobench/shipped/`: `NAME.safetensors` (the export bundle,
+fp16 weights, for PyTorch), `NAME.onnx` with its sidecar `NAME.onnx.json` (the same weights, for
+ONNX Runtime) and `NAME.json`, the record of how it was made (recipe command, teachers, machine,
+stage times, data fingerprint). `benchmarks/ship_model.py` writes them from a finished run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from enum import Enum
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from mitobench.errors import ConfigError
+
+DEFAULT_MODEL = "amibr-lite0"
+"""What `predict`, `slide` and `midog` use when no model is named."""
+
+
+class EngineChoice(str, Enum):
+    """What runs a model: `auto` is ONNX Runtime where a model has an ONNX form and ONNX Runtime is
+    installed (3-3.5x PyTorch fp32 for one EfficientNet-Lite0 on a 2-core Zen 2, docs/performance.md),
+    else PyTorch."""
+
+    auto = "auto"
+    pytorch = "pytorch"
+    onnx = "onnx"
+
+
+def shipped_dir() -> Path:
+    """The folder of the shipped models (inside the installed package)."""
+    return Path(str(files("mitobench") / "shipped"))
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    folder: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.folder / f"{self.name}.safetensors"
+
+    @property
+    def onnx(self) -> Path:
+        return self.folder / f"{self.name}.onnx"
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / f"{self.name}.json"
+
+    def record(self) -> dict[str, Any]:
+        """How the model was made (`benchmarks/ship_model.py` wrote it)."""
+        try:
+            return dict(json.loads(self.record_path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{self.record_path}: the shipped model's record cannot be read ({exc})",
+                "reinstall mitobench",
+            ) from None
+
+
+def shipped_names() -> list[str]:
+    """Names of the models shipped with this installation."""
+    folder = shipped_dir()
+    return sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def shipped(name: str) -> ShippedModel | None:
+    """The shipped model called `name`, or None."""
+    return ShippedModel(name, shipped_dir()) if name in shipped_names() else None
+
+
+def onnx_runtime_installed() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.auto) -> Path:
+    """The file or run folder that classifies: `model` (a shipped model's name, default
+    `DEFAULT_MODEL`; a run folder; a bundle; an .onnx) in the form `engine` runs."""
+    name = DEFAULT_MODEL if model is None else str(model)
+    ship = shipped(name)
+    if ship is None and model is None:
+        raise ConfigError(
+            f"the default model {DEFAULT_MODEL} is not in this installation ({shipped_dir()})",
+            "reinstall mitobench, or pass --model (a run folder, bundle or .onnx model)",
+        )
+    if ship is not None:
+        if engine == EngineChoice.onnx and not onnx_runtime_installed():
+            raise ConfigError(
+                "--engine onnx needs ONNX Runtime", "pip install 'mitobench[onnx]', or leave out --engine"
+            )
+        use_onnx = engine == EngineChoice.onnx or (engine == EngineChoice.auto and onnx_runtime_installed())
+        return ship.onnx if use_onnx else ship.bundle
+    path = Path(name)
+    if not path.exists() and path.parent == Path(".") and not path.suffix:
+        raise ConfigError(
+            f"{name}: no such shipped model, run folder or bundle",
+            f"shipped models: {', '.join(shipped_names()) or 'none'}; else pass a run folder, "
+            "a .safetensors bundle or an .onnx model",
+        )
+    is_onnx = path.suffix.lower() == ".onnx"
+    if engine == EngineChoice.onnx and not is_onnx:
+        raise ConfigError(
+            f"{path}: --engine onnx runs an .onnx model",
+            f"export it first (mitobench export RUN --format onnx), or leave out --engine; "
+            f"shipped models: {', '.join(shipped_names()) or 'none'}",
+        )
+    if engine == EngineChoice.pytorch and is_onnx:
+        raise ConfigError(
+            f"{path}: an .onnx model runs with ONNX Runtime only",
+            "pass its bundle or run folder for --engine pytorch, or leave out --engine",
+        )
+    return path
+
+
+def describe_shipped(name: str) -> dict[str, Any]:
+    """`models info NAME` of a shipped model: what its bundle says (settings, fingerprint, test
+    figures), where its ONNX form is, and how it was made."""
+    from mitobench.inference.bundle import describe_model, model_fingerprint
+
+    ship = ShippedModel(name, shipped_dir())
+    return {
+        "name": name,
+        **describe_model(ship.bundle),
+        "onnx": str(ship.onnx),
+        "onnx_sha256": model_fingerprint(ship.onnx),
+        "made": ship.record(),
+    }
+
+
+def ship_run(run_dir: Path, name: str, made: dict[str, Any], folder: Path | None = None) -> ShippedModel:
+    """Write a finished run as the shipped model `name`: the bundle (fp16 weights), the ONNX form
+    exported from that same bundle (so both engines hold identical weights) and the record `made`
+    (how it was made) with both files' fingerprints. A maintainer's step
+    (`benchmarks/ship_model.py`); refuses to replace a shipped model silently."""
+    from mitobench.inference.bundle import export_run, from_bundle, model_fingerprint
+    from mitobench.inference.onnx import export_onnx
+    from mitobench.paths import atomic_write_text
+
+    folder = folder or shipped_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    bundle, onnx, record = (folder / f"{name}{s}" for s in (".safetensors", ".onnx", ".json"))
+    present = [p for p in (bundle, onnx, record) if p.exists()]
+    if present:
+        raise ConfigError(
+            f"{present[0]} exists: a shipped model is replaced only on purpose", "delete it first"
+        )
+    export_run(run_dir, bundle, half=True)
+    export_onnx(from_bundle(bundle), onnx, half=True)
+    made = {
+        "name": name,
+        **made,
+        "bundle_sha256": model_fingerprint(bundle),
+        "onnx_sha256": model_fingerprint(onnx),
+    }
+    atomic_write_text(record, json.dumps(made, indent=1))
+    return ShippedModel(name, folder)

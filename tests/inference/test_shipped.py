@@ -1,0 +1,213 @@
+"""The shipped model: a finished run written as package data (fp16 bundle + ONNX form + record),
+used by `predict`, `slide` and `midog` when no model is named, and described by `models info`.
+
+The machinery is tested on a small trained run shipped into a temporary folder; the real
+`amibr-lite0` files are tested where they are: size, dtype, fingerprints, both engines on real
+patches and its recorded AMi-Br test figures reproduced from the images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors import safe_open
+
+from mitobench.inference import shipped as shipped_mod
+from mitobench.inference.shipped import DEFAULT_MODEL, EngineChoice, resolve_model, ship_run
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(scope="module")
+def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("shipped")
+    ship_run(trained_run, DEFAULT_MODEL, {"recipe": "a test run"}, folder)
+    return folder
+
+
+@pytest.fixture
+def as_shipped(ship_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The small run stands in for the package's shipped model."""
+    monkeypatch.setattr(shipped_mod, "shipped_dir", lambda: ship_folder)
+    return ship_folder
+
+
+def test_the_bundle_keeps_fp16_weights_and_the_onnx_form_holds_the_same_ones(
+    ship_folder, trained_run, real_patches
+) -> None:
+    from mitobench.inference.bundle import export_run, from_bundle
+    from mitobench.inference.onnx import from_onnx
+    from mitobench.inference.predictor import from_run
+
+    bundle = ship_folder / f"{DEFAULT_MODEL}.safetensors"
+    with safe_open(str(bundle), framework="pt") as fh:
+        dtypes = {str(fh.get_tensor(k).dtype) for k in fh.keys()}  # noqa: SIM118
+    assert "torch.float16" in dtypes and "torch.float32" not in dtypes
+    full = ship_folder.parent / "fp32.safetensors"
+    export_run(trained_run, full)
+    assert bundle.stat().st_size < 0.55 * full.stat().st_size
+    onnx = ship_folder / f"{DEFAULT_MODEL}.onnx"
+    fp32_onnx = ship_folder.parent / "fp32.onnx"
+    export_run(trained_run, fp32_onnx, onnx=True)
+    assert onnx.stat().st_size < 0.55 * fp32_onnx.stat().st_size
+
+    images = np.stack(real_patches[1])
+    half = from_bundle(bundle).fold_probs(images)
+    via_onnx = from_onnx(onnx).fold_probs(images)
+    trained = from_run(trained_run).fold_probs(images)
+    for k in trained:
+        assert np.abs(via_onnx[k] - half[k]).max() < 1e-4  # the same fp16 weights, fp32 arithmetic
+        assert np.abs(half[k] - trained[k]).max() < 5e-3  # fp16 rounding of the trained weights only
+
+
+def test_the_record_names_both_files_fingerprints(ship_folder) -> None:
+    from mitobench.inference.bundle import model_fingerprint
+
+    record = json.loads((ship_folder / f"{DEFAULT_MODEL}.json").read_text())
+    assert record["recipe"] == "a test run" and record["name"] == DEFAULT_MODEL
+    assert record["bundle_sha256"] == model_fingerprint(ship_folder / f"{DEFAULT_MODEL}.safetensors")
+    assert record["onnx_sha256"] == model_fingerprint(ship_folder / f"{DEFAULT_MODEL}.onnx")
+
+
+def test_shipping_again_refuses_to_replace_it(ship_folder, trained_run) -> None:
+    from mitobench.errors import ConfigError
+
+    before = (ship_folder / f"{DEFAULT_MODEL}.json").read_text()
+    with pytest.raises(ConfigError, match="exists"):
+        ship_run(trained_run, DEFAULT_MODEL, {}, ship_folder)
+    assert (ship_folder / f"{DEFAULT_MODEL}.json").read_text() == before
+
+
+def test_predict_without_a_model_uses_the_shipped_one_in_either_engine(
+    as_shipped, trained_run, real_patches, tmp_path, cli
+) -> None:
+    folder, _ = real_patches
+    code, out, err = cli("predict", folder, "--out", tmp_path / "auto.csv")
+    assert code == 0, err
+    assert "16 patches" in out
+    code, _, err = cli("predict", folder, "--engine", "pytorch", "--out", tmp_path / "torch.csv")
+    assert code == 0, err
+    code, _, err = cli("predict", folder, "--model", trained_run, "--out", tmp_path / "run.csv")
+    assert code == 0, err
+    auto, torch_, run = (pd.read_csv(tmp_path / f) for f in ("auto.csv", "torch.csv", "run.csv"))
+    assert np.abs(auto["probability"] - torch_["probability"]).max() < 1e-4
+    assert np.abs(torch_["probability"] - run["probability"]).max() < 5e-3
+    # the old form, MODEL then INPUTS, still works
+    code, _, err = cli("predict", DEFAULT_MODEL, folder, "--out", tmp_path / "old.csv")
+    assert code == 0, err
+    assert np.abs(pd.read_csv(tmp_path / "old.csv")["probability"] - auto["probability"]).max() < 1e-9
+
+
+def test_auto_picks_onnx_runtime_where_installed_else_pytorch(as_shipped, monkeypatch) -> None:
+    assert resolve_model(None).suffix == ".onnx"
+    assert resolve_model(None, EngineChoice.pytorch).suffix == ".safetensors"
+    monkeypatch.setattr(shipped_mod, "onnx_runtime_installed", lambda: False)
+    assert resolve_model(DEFAULT_MODEL).suffix == ".safetensors"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", "amibr-lite9"], "no such shipped model"),
+        (["--model", "RUN", "--engine", "onnx"], "--format onnx"),
+        (["--model", "m.onnx", "--engine", "pytorch"], "ONNX Runtime only"),
+        (["--model", DEFAULT_MODEL, "EXTRA"], "one input"),
+    ],
+)
+def test_a_wrong_model_or_engine_is_one_message(
+    as_shipped, trained_run, real_patches, tmp_path, cli, args, says
+) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    args = [
+        str(trained_run) if a == "RUN" else str(tmp_path / "m.onnx") if a == "m.onnx" else a for a in args
+    ]
+    if "EXTRA" in args:
+        args = [str(real_patches[0]), *[a for a in args if a != "EXTRA"], str(real_patches[0])]
+    else:
+        args = [str(real_patches[0]), *args]
+    code, _, err = cli("predict", *args, "--out", tmp_path / "p.csv")
+    assert code == 2 and says in err and "Traceback" not in err, err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_the_shipped_default_is_missing_is_one_message(tmp_path, real_patches, monkeypatch, cli) -> None:
+    monkeypatch.setattr(shipped_mod, "shipped_dir", lambda: tmp_path / "none")
+    code, _, err = cli("predict", real_patches[0], "--out", tmp_path / "p.csv")
+    assert code == 2 and DEFAULT_MODEL in err and "--model" in err, err
+
+
+def test_models_info_of_the_shipped_model_says_how_it_was_made(as_shipped, trained_run, cli) -> None:
+    code, out, err = cli("models", "info", DEFAULT_MODEL, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    record = json.loads((as_shipped / f"{DEFAULT_MODEL}.json").read_text())
+    assert info["made"] == record and info["sha256"] == record["bundle_sha256"]
+    assert info["onnx_sha256"] == record["onnx_sha256"]
+    summary = json.loads((trained_run / "metrics.json").read_text())["sets"]["atnorm-md/test"]
+    assert info["figures"]["atnorm-md/test"]["ensemble"]["auroc"] == pytest.approx(
+        summary["ensemble"]["auroc"]
+    )
+
+
+def test_midog_without_a_model_uses_the_shipped_one(as_shipped, real_patches, tmp_path, cli) -> None:
+    from PIL import Image
+
+    from mitobench.inference.midog import RESULT, STACKS
+
+    stack = tmp_path / "in" / STACKS / "case.tif"
+    stack.parent.mkdir(parents=True)
+    first, *rest = (Image.fromarray(p) for p in real_patches[1])
+    first.save(stack, save_all=True, append_images=rest)
+    code, _, err = cli("midog", "--input", tmp_path / "in", "--output", tmp_path / "out")
+    assert code == 0, err
+    result = json.loads((tmp_path / "out" / RESULT).read_text())
+    code, _, err = cli("predict", real_patches[0], "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    probs = pd.read_csv(tmp_path / "p.csv").sort_values("id")["probability"].to_numpy()
+    assert np.abs(np.array([r["confidence"] for r in result]) - probs).max() < 1e-4
+
+
+# ---- the real shipped model, where the package holds it
+
+REAL = shipped_mod.shipped_dir() / f"{DEFAULT_MODEL}.safetensors"
+needs_real = pytest.mark.skipif(not REAL.is_file(), reason="no shipped amibr-lite0 in this checkout")
+
+
+@needs_real
+def test_the_shipped_model_is_small_fp16_and_what_its_record_says() -> None:
+    from mitobench.inference.bundle import model_fingerprint
+
+    assert REAL.stat().st_size <= 10_000_000
+    with safe_open(str(REAL), framework="pt") as fh:
+        floats = {str(fh.get_tensor(k).dtype) for k in fh.keys() if fh.get_tensor(k).is_floating_point()}  # noqa: SIM118
+    assert floats == {"torch.float16"}
+    record = shipped_mod.ShippedModel(DEFAULT_MODEL, REAL.parent).record()
+    assert record["bundle_sha256"] == model_fingerprint(REAL)
+    assert record["onnx_sha256"] == model_fingerprint(REAL.with_suffix(".onnx"))
+
+
+@needs_real
+def test_the_shipped_model_reproduces_its_amibr_test_figures_from_the_images(real_root) -> None:
+    """Both engines agree within 1e-4 on all 826 AMi-Br test patches, and the balanced accuracy
+    and AUROC recorded in the bundle come back from the images (the model card's figures)."""
+    from mitobench.data.cache import ImageCache
+    from mitobench.data.registry import load
+    from mitobench.inference.bundle import describe_model, from_bundle
+    from mitobench.inference.onnx import from_onnx
+    from mitobench.metrics.binary import auroc, balanced_accuracy
+
+    test = load("amibr/test", real_root)
+    images = ImageCache().load(test)
+    via_onnx = from_onnx(REAL.with_suffix(".onnx"))
+    p_onnx = via_onnx.ensemble_probs(images)
+    p_torch = from_bundle(REAL).ensemble_probs(images[:64])
+    assert np.abs(p_onnx[:64] - p_torch).max() < 1e-4
+    figures = describe_model(REAL)["figures"]["amibr/test"]["fold_mean"]
+    labels = test.labels
+    calls = (p_onnx >= via_onnx.threshold).astype(int)
+    assert auroc(labels, p_onnx) == pytest.approx(figures["auroc"], abs=2e-3)
+    assert balanced_accuracy(labels, calls) == pytest.approx(figures["balanced_accuracy"], abs=5e-3)
