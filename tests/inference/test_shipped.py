@@ -102,11 +102,27 @@ def test_predict_without_a_model_uses_the_shipped_one_in_either_engine(
     assert np.abs(pd.read_csv(tmp_path / "old.csv")["probability"] - auto["probability"]).max() < 1e-9
 
 
-def test_auto_picks_onnx_runtime_where_installed_else_pytorch(as_shipped, monkeypatch) -> None:
-    assert resolve_model(None).suffix == ".onnx"
+@pytest.mark.parametrize("reduced", [False, True])
+def test_auto_picks_onnx_runtime_unless_pytorch_runs_in_reduced_precision(
+    as_shipped, monkeypatch, reduced
+) -> None:
+    monkeypatch.setattr(shipped_mod, "pytorch_reduced_precision", lambda: reduced)
+    assert resolve_model(None).suffix == (".safetensors" if reduced else ".onnx")
     assert resolve_model(None, EngineChoice.pytorch).suffix == ".safetensors"
+    assert resolve_model(None, EngineChoice.onnx).suffix == ".onnx"
     monkeypatch.setattr(shipped_mod, "onnx_runtime_installed", lambda: False)
     assert resolve_model(DEFAULT_MODEL).suffix == ".safetensors"
+
+
+def test_reduced_precision_follows_the_hardware(monkeypatch) -> None:
+    """The engine rule reads the same decision table as training and scoring (train/precision)."""
+    from mitobench.train import precision
+
+    for native, expected in ((True, True), (False, False)):
+        hw = precision.Hardware("cpu", native, False, "a test CPU")
+        monkeypatch.setattr(precision, "hardware", lambda dev, hw=hw: hw)
+        monkeypatch.setattr(precision, "device", lambda: __import__("torch").device("cpu"))
+        assert shipped_mod.pytorch_reduced_precision() is expected
 
 
 @pytest.mark.parametrize(
@@ -204,8 +220,10 @@ def test_the_shipped_model_reproduces_its_amibr_test_figures_from_the_images(rea
     images = ImageCache().load(test)
     via_onnx = from_onnx(REAL.with_suffix(".onnx"))
     p_onnx = via_onnx.ensemble_probs(images)
-    p_torch = from_bundle(REAL).ensemble_probs(images[:64])
-    assert np.abs(p_onnx[:64] - p_torch).max() < 1e-4
+    torch_model = from_bundle(REAL)
+    torch_model.cfg = torch_model.cfg.model_copy(update={"precision": "fp32", "test_precision": "fp32"})
+    p_torch = torch_model.ensemble_probs(images[:64])
+    assert np.abs(p_onnx[:64] - p_torch).max() < 1e-4  # both fp32: the same weights, the same sums
     figures = describe_model(REAL)["figures"]["amibr/test"]["fold_mean"]
     labels = test.labels
     calls = (p_onnx >= via_onnx.threshold).astype(int)

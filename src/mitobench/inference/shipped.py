@@ -24,9 +24,10 @@ DEFAULT_MODEL = "amibr-lite0"
 
 
 class EngineChoice(str, Enum):
-    """What runs a model: `auto` is ONNX Runtime where a model has an ONNX form and ONNX Runtime is
-    installed (3-3.5x PyTorch fp32 for one EfficientNet-Lite0 on a 2-core Zen 2, docs/performance.md),
-    else PyTorch."""
+    """What runs a model: `auto` is the faster of the two where a model has both forms — PyTorch
+    where its `precision: auto` computes in bf16/fp16 (a GPU, a CPU with native bf16), else ONNX
+    Runtime if installed (fp32, 3-3.5x PyTorch fp32 for EfficientNet-Lite0 on a 2-core Zen 2;
+    docs/performance.md has both sides measured)."""
 
     auto = "auto"
     pytorch = "pytorch"
@@ -81,6 +82,20 @@ def onnx_runtime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def pytorch_reduced_precision() -> bool:
+    """Whether PyTorch's `precision: auto` would classify in bf16/fp16 here (then it outruns ONNX
+    Runtime's fp32)."""
+    from mitobench.train.precision import device, resolve
+
+    return resolve("auto", device()).dtype is not None
+
+
+def auto_uses_onnx() -> bool:
+    """`--engine auto` for a model with both forms: ONNX Runtime unless PyTorch computes in
+    reduced precision here, and only where ONNX Runtime is installed."""
+    return onnx_runtime_installed() and not pytorch_reduced_precision()
+
+
 def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.auto) -> Path:
     """The file or run folder that classifies: `model` (a shipped model's name, default
     `DEFAULT_MODEL`; a run folder; a bundle; an .onnx) in the form `engine` runs."""
@@ -96,7 +111,7 @@ def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.
             raise ConfigError(
                 "--engine onnx needs ONNX Runtime", "pip install 'mitobench[onnx]', or leave out --engine"
             )
-        use_onnx = engine == EngineChoice.onnx or (engine == EngineChoice.auto and onnx_runtime_installed())
+        use_onnx = engine == EngineChoice.onnx or (engine == EngineChoice.auto and auto_uses_onnx())
         return ship.onnx if use_onnx else ship.bundle
     path = Path(name)
     if not path.exists() and path.parent == Path(".") and not path.suffix:

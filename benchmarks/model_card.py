@@ -1,0 +1,117 @@
+"""The figures of docs/model-card.md, from a finished `mitobench distil` results folder.
+
+Per test set: the student's balanced accuracy, AUROC and ECE with bootstrap 95 % CIs (whole
+slides resampled where the set has slides), the teachers' fold mean ± SD (ddof 1) and their fold
+ensemble beside it, the scores by expert agreement (`evaluate/label_noise.py`), and a reliability
+diagram of both. Everything is read from the runs' stored test predictions: nothing is retrained
+or re-chosen. Writes OUT/figures.json and OUT/reliability_<set>.png.
+
+Usage: python benchmarks/model_card.py results/amibr-lite0 --data-root ../shared/data --out docs/model-card
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mitobench.benchmark.distil import STUDENT_DIR
+from mitobench.benchmark.store import ResultsStore
+from mitobench.data.dataset import vote_columns
+from mitobench.data.registry import load
+from mitobench.evaluate.label_noise import noise_analysis
+from mitobench.metrics.binary import compute
+from mitobench.metrics.bootstrap import bootstrap_ci
+from mitobench.report.plots import reliability_plot
+from mitobench.report.runs import run_sets
+from mitobench.runs.rundir import RunDir, set_key
+
+SHOWN = ("balanced_accuracy", "auroc", "ece")
+STUDENT = "student (distilled)"
+
+
+def student_frames(run: RunDir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The student's test predictions and scores in the results store's layout."""
+    (k,) = run.finished_folds()
+    fold = run.fold(k)
+    spec = run.read_record()["spec"]
+    keys = {"model": spec["model"], "mode": spec["mode"], "preset": STUDENT, "train_data": spec["train_data"]}
+    preds = []
+    for csv in fold.prediction_files():
+        frame = pd.read_csv(csv, dtype={"group": str})
+        preds.append(
+            pd.DataFrame({**keys, "fold": k, "dataset": set_key(csv), "sample": frame["id"].astype(str),
+                          "label": frame["label"], "prob": frame["prob"]})
+        )  # fmt: skip
+    metrics = [
+        {**keys, "fold": k, "dataset": dataset, "variant": "fold", "metric": name, "value": value}
+        for dataset, variants in fold.scores().items()
+        for name, value in variants["fold"].items()
+    ]
+    return pd.concat(preds, ignore_index=True), pd.DataFrame(metrics)
+
+
+def _with_ci(labels, probs, thresholds, groups, n_boot: int) -> dict[str, Any]:
+    """Each shown metric of the fold mean (one model: itself) with its bootstrap 95 % CI."""
+    per_fold = [compute(labels, p, t) for p, t in zip(probs, thresholds, strict=True)]
+    ci = bootstrap_ci(labels, probs, thresholds, groups, n_boot=n_boot)
+    out: dict[str, Any] = {}
+    for m in SHOWN:
+        values = [f[m] for f in per_fold]
+        out[m] = {"value": float(np.mean(values)), "ci95": [float(x) for x in ci[m]]}
+        if len(values) > 1:
+            out[m]["sd_ddof1"] = float(np.std(values, ddof=1))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("docs/model-card"))
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    (student_dir,) = sorted(p.parent for p in (args.results / STUDENT_DIR).glob("*/run.json"))
+    store = ResultsStore(args.results)
+    s_preds, s_metrics = student_frames(RunDir(student_dir))
+    preds = pd.concat([store.predictions(), s_preds], ignore_index=True)
+    metrics = pd.concat([store.metrics(), s_metrics], ignore_index=True)
+    figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
+    for dataset in sorted(d for d in s_preds["dataset"].unique() if not d.endswith("/val")):
+        data = load(dataset, args.data_root)
+        groups_by_id = dict(zip(data.ids, data.frame["group"], strict=True))
+        entry: dict[str, Any] = {"n": len(data), "n_atypical": int(data.labels.sum()), "runs": {}}
+        models: dict[str, tuple[np.ndarray, float]] = {}
+        for rs in run_sets(preds, metrics, dataset):
+            groups = np.array([groups_by_id[s] for s in rs.samples], dtype=object)
+            groups = groups if pd.notna(groups).all() else None
+            who = STUDENT if rs.run[2] == STUDENT else f"teachers ({rs.run[2]} preset, {len(rs.folds)} folds)"
+            row: dict[str, Any] = {"folds": rs.folds, "thresholds": rs.thresholds.tolist()}
+            row["fold_mean"] = _with_ci(rs.labels, rs.probs, rs.thresholds, groups, args.bootstrap)
+            if len(rs.folds) > 1:
+                ens, thr = rs.ensemble[None], np.array([rs.ensemble_threshold])
+                row["ensemble"] = _with_ci(rs.labels, ens, thr, groups, args.bootstrap)
+                name = f"{who}: fold ensemble"
+            else:
+                ens, thr, name = rs.probs, rs.thresholds, who
+            order = pd.Series(ens[0], index=rs.samples).reindex(data.ids).to_numpy()
+            models[name] = (order, float(thr[0]))
+            entry["runs"][who] = row
+        if vote_columns(data.frame):
+            entry["by_agreement"] = noise_analysis(data, models, args.bootstrap)
+        reliability_plot(preds, metrics, dataset, args.out)
+        figures["sets"][dataset] = entry
+    (args.out / "figures.json").write_text(json.dumps(figures, indent=1))
+    print(json.dumps(figures, indent=1)[:4000])
+
+
+if __name__ == "__main__":
+    main()
