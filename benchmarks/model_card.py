@@ -4,7 +4,8 @@ Per test set: the student's balanced accuracy, AUROC and ECE with bootstrap 95 %
 slides resampled where the set has slides), the teachers' fold mean ± SD (ddof 1) and their fold
 ensemble beside it, the scores by expert agreement (`evaluate/label_noise.py`), and a reliability
 diagram of both. Everything is read from the runs' stored test predictions: nothing is retrained
-or re-chosen. Writes OUT/figures.json and OUT/reliability_<set>.png.
+or re-chosen. Writes OUT/figures.json, OUT/tables.md (the card's tables) and
+OUT/reliability_<set>.png.
 
 Usage: python benchmarks/model_card.py results/amibr-lite0 --data-root ../shared/data --out docs/model-card
 """
@@ -110,7 +111,53 @@ def main() -> None:
         reliability_plot(preds, metrics, dataset, args.out)
         figures["sets"][dataset] = entry
     (args.out / "figures.json").write_text(json.dumps(figures, indent=1))
-    print(json.dumps(figures, indent=1)[:4000])
+    (args.out / "tables.md").write_text(markdown(figures))
+    print(markdown(figures))
+
+
+def _cell(entry: dict[str, Any], metric: str) -> str:
+    low, high = entry[metric]["ci95"]
+    sd = f" ± {entry[metric]['sd_ddof1']:.4f}" if "sd_ddof1" in entry[metric] else ""
+    return f"{entry[metric]['value']:.4f}{sd} [{low:.3f}, {high:.3f}]"
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The card's tables: each model per test set, then the scores by expert agreement."""
+    lines = [
+        "| test set | model | balanced accuracy [95 % CI] | AUROC [95 % CI] | ECE [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for dataset, entry in figures["sets"].items():
+        for who, row in entry["runs"].items():
+            variants = [("fold mean ± SD (ddof 1)" if len(row["folds"]) > 1 else "", row["fold_mean"])]
+            if "ensemble" in row:
+                variants.append(("fold ensemble", row["ensemble"]))
+            for variant, values in variants:
+                name = f"{who}, {variant}" if variant else who
+                cells = " | ".join(_cell(values, m) for m in SHOWN)
+                where = f"{dataset} ({entry['n']}, {entry['n_atypical']} atypical)"
+                lines.append(f"| {where} | {name} | {cells} |")
+    lines += [
+        "",
+        "| test set | experts agreeing | figures (atypical) | model | balanced accuracy [95 % CI] "
+        "| AUROC [95 % CI] |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for dataset, entry in figures["sets"].items():
+        noise = entry.get("by_agreement")
+        if not noise:
+            continue
+        for name, scores in noise["models"].items():
+            for level, sc in [("all", scores["all"]), *scores["by_level"].items()]:
+                ba, au = sc["balanced_accuracy_ci95"], sc["auroc_ci95"]
+                lines.append(
+                    f"| {dataset} | {level} | {sc['n']} ({sc['n_atypical']}) | {name} "
+                    f"| {sc['balanced_accuracy']:.3f} [{ba[0]:.3f}, {ba[1]:.3f}] "
+                    f"| {sc['auroc']:.3f} [{au[0]:.3f}, {au[1]:.3f}] |"
+                )
+            rho = scores["spearman_vote_share"]["rho"]
+            lines.append(f"| {dataset} | Spearman ρ with the atypical vote share | | {name} | {rho:.3f} | |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
