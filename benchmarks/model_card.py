@@ -27,6 +27,7 @@ from mitobench.data.registry import load
 from mitobench.evaluate.label_noise import noise_analysis
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
+from mitobench.metrics.calibration import apply_temperature, ece, fit_temperature
 from mitobench.report.plots import reliability_plot
 from mitobench.report.runs import run_sets
 from mitobench.runs.rundir import RunDir, set_key
@@ -86,6 +87,9 @@ def main() -> None:
     preds = pd.concat([store.predictions(), s_preds], ignore_index=True)
     metrics = pd.concat([store.metrics(), s_metrics], ignore_index=True)
     figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
+    val = s_preds[s_preds["dataset"].str.endswith("/val")]
+    temperature = fit_temperature(val["label"].to_numpy(), val["prob"].to_numpy())
+    figures["student_temperature"] = {"fitted_on": sorted(val["dataset"].unique()), "value": temperature}
     for dataset in sorted(d for d in s_preds["dataset"].unique() if not d.endswith("/val")):
         data = load(dataset, args.data_root)
         groups_by_id = dict(zip(data.ids, data.frame["group"], strict=True))
@@ -105,6 +109,9 @@ def main() -> None:
                 ens, thr, name = rs.probs, rs.thresholds, who
             order = pd.Series(ens[0], index=rs.samples).reindex(data.ids).to_numpy()
             models[name] = (order, float(thr[0]))
+            if who == STUDENT:  # temperature scaling fitted on its validation fold, never on a test set
+                scaled = apply_temperature(rs.probs[0], temperature)
+                row["ece_temperature_scaled"] = float(ece(rs.labels, scaled))
             entry["runs"][who] = row
         if vote_columns(data.frame):
             entry["by_agreement"] = noise_analysis(data, models, args.bootstrap)
@@ -137,6 +144,15 @@ def markdown(figures: dict[str, Any]) -> str:
                 cells = " | ".join(_cell(values, m) for m in SHOWN)
                 where = f"{dataset} ({entry['n']}, {entry['n_atypical']} atypical)"
                 lines.append(f"| {where} | {name} | {cells} |")
+    lines += ["", "| test set | student ECE | student ECE, temperature-scaled |", "|---|---:|---:|"]
+    for dataset, entry in figures["sets"].items():
+        row = entry["runs"].get(STUDENT, {})
+        if "ece_temperature_scaled" in row:
+            before, after = row["fold_mean"]["ece"]["value"], row["ece_temperature_scaled"]
+            lines.append(f"| {dataset} | {before:.4f} | {after:.4f} |")
+    t = figures.get("student_temperature")
+    if t:
+        lines.append(f"\nTemperature {t['value']:.3f}, fitted on {', '.join(t['fitted_on'])} only.")
     lines += [
         "",
         "| test set | experts agreeing | figures (atypical) | model | balanced accuracy [95 % CI] "

@@ -353,13 +353,27 @@ def models_info(
         _print_json(info)
         return
     figures = info.pop("figures", None) or {}
+    made = info.pop("made", None)
     for key, value in info.items():
         out_console.print(f"{key}: {value}", markup=False)
+    if made is not None:  # a shipped model's record: the headline here, everything under --json
+        stages = made.get("stages") or [{}]
+        data = made.get("data") or {}
+        for key, value in {
+            "recipe": made.get("recipe"),
+            "recipe wall clock": made.get("wall_clock"),
+            "made on": f"{made.get('made_on')}, {stages[-1].get('machine')}",
+            "training data": f"{data.get('dataset')}, {data.get('files')} files, sha256 {data.get('sha256')}",
+            "licence": made.get("licence"),
+        }.items():
+            out_console.print(f"{key}: {value}", markup=False)
+        out_console.print("(how it was made, in full: --json)", markup=False)
     for dataset, f in figures.items():
         ens = f["ensemble"] or f["fold_mean"]
         which = "ensemble" if f["ensemble"] else "fold mean"
+        folds = f"{f['folds']} fold{'s' if f['folds'] != 1 else ''}"
         out_console.print(
-            f"{dataset} ({f['n']} figures, {f['folds']} folds, {which}): "
+            f"{dataset} ({f['n']} figures, {folds}, {which}): "
             f"bal. acc {ens['balanced_accuracy']:.4f}, AUROC {ens['auroc']:.4f}, ECE {ens['ece']:.4f}",
             markup=False,
         )

@@ -25,7 +25,12 @@ pytest.importorskip("onnxscript")
 @pytest.fixture(scope="module")
 def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("shipped")
-    ship_run(trained_run, DEFAULT_MODEL, {"recipe": "a test run"}, folder)
+    made = {
+        "recipe": "a test run",
+        "data": {"dataset": "AMi-Br (training split)", "files": 3, "sha256": "ab" * 32},
+        "stages": [{"machine": "a test CPU"}],
+    }
+    ship_run(trained_run, DEFAULT_MODEL, made, folder)
     return folder
 
 
@@ -167,6 +172,10 @@ def test_models_info_of_the_shipped_model_says_how_it_was_made(as_shipped, train
     assert info["figures"]["atnorm-md/test"]["ensemble"]["auroc"] == pytest.approx(
         summary["ensemble"]["auroc"]
     )
+    code, text, err = cli("models", "info", DEFAULT_MODEL)
+    assert code == 0, err
+    assert "recipe: a test run" in text and "a test CPU" in text and "ab" * 32 in text
+    assert f"AUROC {summary['ensemble']['auroc']:.4f}" in text
 
 
 def test_midog_without_a_model_uses_the_shipped_one(as_shipped, real_patches, tmp_path, cli) -> None:
