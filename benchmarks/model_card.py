@@ -25,6 +25,7 @@ from mitobench.benchmark.store import ResultsStore
 from mitobench.data.dataset import vote_columns
 from mitobench.data.registry import load
 from mitobench.evaluate.label_noise import noise_analysis
+from mitobench.inference.shipped import ShippedModel, shipped_dir
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
 from mitobench.metrics.calibration import apply_temperature, ece, fit_temperature
@@ -78,6 +79,9 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("docs/model-card"))
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument(
+        "--shipped", help="Also score a shipped model's files (e.g. amibr-lite0) with each engine."
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -117,6 +121,8 @@ def main() -> None:
             entry["by_agreement"] = noise_analysis(data, models, args.bootstrap)
         reliability_plot(preds, metrics, dataset, args.out)
         figures["sets"][dataset] = entry
+    if args.shipped:  # what benchmarks/ship_model.py measured on the shipped files themselves
+        figures["shipped"] = ShippedModel(args.shipped, shipped_dir()).record()["shipped_files_scored"]
     (args.out / "figures.json").write_text(json.dumps(figures, indent=1))
     (args.out / "tables.md").write_text(markdown(figures))
     print(markdown(figures))
@@ -144,6 +150,21 @@ def markdown(figures: dict[str, Any]) -> str:
                 cells = " | ".join(_cell(values, m) for m in SHOWN)
                 where = f"{dataset} ({entry['n']}, {entry['n_atypical']} atypical)"
                 lines.append(f"| {where} | {name} | {cells} |")
+    shipped = figures.get("shipped")
+    if shipped:
+        lines += [
+            "",
+            "| test set | shipped files, engine | balanced accuracy | AUROC | ECE | max diff. from ONNX |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for dataset, entry in shipped["sets"].items():
+            for engine, sc in entry.items():
+                if isinstance(sc, dict):
+                    lines.append(
+                        f"| {dataset} | {engine} | {sc['balanced_accuracy']:.4f} | {sc['auroc']:.4f} "
+                        f"| {sc['ece']:.4f} | {sc['max_abs_diff_from_onnx']:.1e} |"
+                    )
+        lines.append(f"\nScored on {shipped['machine']}.")
     lines += ["", "| test set | student ECE | student ECE, temperature-scaled |", "|---|---:|---:|"]
     for dataset, entry in figures["sets"].items():
         row = entry["runs"].get(STUDENT, {})

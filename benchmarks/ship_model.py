@@ -3,7 +3,10 @@
 Writes src/mitobench/shipped/NAME.{safetensors,onnx,onnx.json,json}: the fp16 bundle, its ONNX
 form and the record of how it was made — the recipe command, each stage's time and machine
 (`student/distil.json`), the whole command's wall clock as measured (`--wall`), and the data's
-fingerprint (sha256 of every AMi-Br file, the training split included).
+fingerprint (sha256 of every AMi-Br file, the training split included). Then scores the shipped
+files themselves on the run's test sets (ONNX Runtime fp32, PyTorch fp32 and PyTorch at
+`precision: auto` on this machine) and adds those figures to the record: the run's own figures
+came from fp32 weights at its inference precision, the files hold fp16 weights.
 
 Usage:
   python benchmarks/ship_model.py results/amibr-lite0 --name amibr-lite0 --data-root ../shared/data \
@@ -16,11 +19,22 @@ import argparse
 import datetime
 import json
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from mitobench import __version__
 from mitobench.benchmark.distil import STUDENT_DIR
+from mitobench.data.cache import ImageCache
+from mitobench.data.dataset import Dataset
 from mitobench.data.manifest import dataset_files, sha256_files
-from mitobench.inference.shipped import ship_run
+from mitobench.data.registry import load_present
+from mitobench.inference.bundle import from_bundle
+from mitobench.inference.onnx import from_onnx
+from mitobench.inference.shipped import ShippedModel, ship_run
+from mitobench.machine import label as machine_label
+from mitobench.metrics.binary import compute
+from mitobench.paths import atomic_write_text
 from mitobench.runs.rundir import RunDir
 
 
@@ -56,8 +70,31 @@ def main() -> None:
         "environment": record.get("environment"),
     }
     ship = ship_run(student, args.name, made)
+    sets, _absent = load_present(record["spec"]["eval_sets"], args.data_root)
+    scored = {"machine": machine_label(), "sets": {d.key: score_files(ship, d) for d in sets}}
+    record_text = json.dumps({**ship.record(), "shipped_files_scored": scored}, indent=1)
+    atomic_write_text(ship.record_path, record_text)
     for path in (ship.bundle, ship.onnx, ship.record_path):
         print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+def score_files(ship: ShippedModel, data: Dataset) -> dict[str, Any]:
+    """One test set scored by each engine on the shipped files, at the shipped threshold."""
+    images = ImageCache().load(data)
+    onnx = from_onnx(ship.onnx)
+    fp32 = from_bundle(ship.bundle)
+    fp32.cfg = fp32.cfg.model_copy(update={"precision": "fp32", "test_precision": "fp32"})
+    probs = {
+        "onnx runtime fp32": onnx.ensemble_probs(images),
+        "pytorch fp32": fp32.ensemble_probs(images),
+        "pytorch precision auto": from_bundle(ship.bundle).ensemble_probs(images),
+    }
+    out: dict[str, Any] = {"n": len(data), "threshold": onnx.threshold}
+    for engine, p in probs.items():
+        scores = compute(data.labels, p, onnx.threshold)
+        out[engine] = {m: float(scores[m]) for m in ("balanced_accuracy", "auroc", "ece")}
+        out[engine]["max_abs_diff_from_onnx"] = float(np.abs(p - probs["onnx runtime fp32"]).max())
+    return out
 
 
 if __name__ == "__main__":

@@ -217,8 +217,9 @@ def test_the_shipped_model_is_small_fp16_and_what_its_record_says() -> None:
 
 @needs_real
 def test_the_shipped_model_reproduces_its_amibr_test_figures_from_the_images(real_root) -> None:
-    """Both engines agree within 1e-4 on all 826 AMi-Br test patches, and the balanced accuracy
-    and AUROC recorded in the bundle come back from the images (the model card's figures)."""
+    """Both engines agree within 1e-4 on AMi-Br test patches, and the figures the record holds for
+    the shipped files (the model card's) come back from the images; the run's own figures (fp32
+    weights, bf16 arithmetic where the training machine had it) are near them."""
     from mitobench.data.cache import ImageCache
     from mitobench.data.registry import load
     from mitobench.inference.bundle import describe_model, from_bundle
@@ -233,8 +234,13 @@ def test_the_shipped_model_reproduces_its_amibr_test_figures_from_the_images(rea
     torch_model.cfg = torch_model.cfg.model_copy(update={"precision": "fp32", "test_precision": "fp32"})
     p_torch = torch_model.ensemble_probs(images[:64])
     assert np.abs(p_onnx[:64] - p_torch).max() < 1e-4  # both fp32: the same weights, the same sums
-    figures = describe_model(REAL)["figures"]["amibr/test"]["fold_mean"]
     labels = test.labels
     calls = (p_onnx >= via_onnx.threshold).astype(int)
-    assert auroc(labels, p_onnx) == pytest.approx(figures["auroc"], abs=2e-3)
-    assert balanced_accuracy(labels, calls) == pytest.approx(figures["balanced_accuracy"], abs=5e-3)
+    record = shipped_mod.ShippedModel(DEFAULT_MODEL, REAL.parent).record()
+    scored = record["shipped_files_scored"]["sets"]["amibr/test"]["onnx runtime fp32"]
+    assert auroc(labels, p_onnx) == pytest.approx(scored["auroc"], abs=1e-4)
+    # another CPU's rounding may flip one figure at the threshold: 1/184 atypical -> 0.0027
+    assert balanced_accuracy(labels, calls) == pytest.approx(scored["balanced_accuracy"], abs=3e-3)
+    run = describe_model(REAL)["figures"]["amibr/test"]["fold_mean"]
+    assert auroc(labels, p_onnx) == pytest.approx(run["auroc"], abs=5e-3)
+    assert balanced_accuracy(labels, calls) == pytest.approx(run["balanced_accuracy"], abs=0.015)
