@@ -28,17 +28,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def measure(run: Path, data_root: Path, repeat: int, limit: int | None, quick: bool = False) -> dict:
+def measure(
+    run: Path,
+    data_root: Path,
+    repeat: int,
+    limit: int | None,
+    quick: bool = False,
+    max_folds: int | None = None,
+) -> dict:
     """Per precision (fp32, bf16): patches per second of one fold model (median over folds and
-    rounds) and of the ensemble; and `auto`'s choice here."""
+    rounds) and of the ensemble; ONNX Runtime's; and what `precision: auto` and `--engine auto`
+    choose here."""
     from mitobench import machine
+    from mitobench.inference.shipped import auto_uses_onnx
     from mitobench.train.precision import device, resolve
 
     out: dict = {"run": str(run), "machine": {**machine.describe(), "label": machine.label()}}
     choice = resolve("auto", device())
     for precision in ("fp32", "bf16"):
         few = quick and precision == "bf16" and choice.name != "bf16"
-        out[precision] = measure_one(run, data_root, repeat, 16 if few else limit, precision)
+        out[precision] = measure_one(run, data_root, repeat, 16 if few else limit, precision, max_folds)
     out["onnx"] = measure_onnx(run, data_root, repeat, limit)
     engines = {"PyTorch fp32": out["fp32"], "PyTorch bf16": out["bf16"], "ONNX Runtime fp32": out["onnx"]}
     out["fastest_engine"] = max(
@@ -55,11 +64,20 @@ def measure(run: Path, data_root: Path, repeat: int, limit: int | None, quick: b
         auto_reason=choice.reason,
         auto_within_10pct=auto >= 0.9 * fastest,
     )
+    # `--engine auto` (predict, slide, midog on a model with both forms): ONNX Runtime or PyTorch
+    # at `precision: auto`
+    out["engine_auto"] = "ONNX Runtime fp32" if auto_uses_onnx() else f"PyTorch {choice.name}"
+    best = engines[out["fastest_engine"]]["single_model_patches_per_second"]
+    auto_engine = engines[out["engine_auto"]]["single_model_patches_per_second"]
+    out["engine_auto_within_10pct"] = auto_engine >= 0.9 * best
     return out
 
 
-def measure_one(run: Path, data_root: Path, repeat: int, limit: int | None, precision: str) -> dict:
-    """Patches per second of one fold model (median over folds and rounds) and of the ensemble."""
+def measure_one(
+    run: Path, data_root: Path, repeat: int, limit: int | None, precision: str, max_folds: int | None = None
+) -> dict:
+    """Patches per second of one fold model (median over folds and rounds) and of the ensemble
+    (of the first `max_folds` fold models)."""
     from mitobench.data.cache import ImageCache
     from mitobench.data.registry import load
     from mitobench.inference.predictor import from_run
@@ -67,7 +85,7 @@ def measure_one(run: Path, data_root: Path, repeat: int, limit: int | None, prec
     images = ImageCache().load(load("amibr/test", data_root))[:limit]
     predictor = from_run(run)
     predictor.cfg = predictor.cfg.model_copy(update={"precision": precision, "inference_precision": None})
-    states = dict(predictor.fold_states)
+    states = dict(list(predictor.fold_states.items())[:max_folds])
     first = next(iter(states))
     predictor.fold_states = {first: states[first]}
     predictor.fold_probs(images[:64])  # warm-up: allocation, BatchNorm folding, kernels
@@ -78,6 +96,9 @@ def measure_one(run: Path, data_root: Path, repeat: int, limit: int | None, prec
             start = time.perf_counter()
             predictor.fold_probs(images)
             single.append(len(images) / (time.perf_counter() - start))
+        if len(states) == 1:  # the ensemble is the one model
+            ensemble.append(single[-1])
+            continue
         predictor.fold_states = states
         start = time.perf_counter()
         predictor.fold_probs(images)
@@ -132,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="train a tiny two-fold run and time 128 patches")
+    p.add_argument("--max-folds", type=int, help="time only the first N fold models (1: one model)")
     p.add_argument("--out", type=Path, help="write the figures as JSON")
     args = p.parse_args(argv)
     from mitobench.machine import configure_threads
@@ -146,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
             train_model(args.data_root, run, folds=2, steps=2)
         if run is None:
             p.error("--run is required (or --quick)")
-        result = measure(run, args.data_root, 1 if args.quick else args.repeat, limit, args.quick)
+        repeat = 1 if args.quick else args.repeat
+        result = measure(run, args.data_root, repeat, limit, args.quick, args.max_folds)
     print(f"measured on {result['machine']['label']}")
     for precision in ("fp32", "bf16"):
         r = result[precision]
@@ -166,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
             f"one fold model {onnx['single_model_patches_per_second']:.1f} patches/s"
         )
     print(f"fastest engine here for one fold model: {result['fastest_engine']}")
+    verdict = "within 10 % of the fastest" if result["engine_auto_within_10pct"] else "NOT within 10 %"
+    print(f"--engine auto runs {result['engine_auto']} here: {verdict}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

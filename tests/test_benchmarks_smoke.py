@@ -48,6 +48,9 @@ def test_inference_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
     )
     assert "one fold model" in run.stdout and "precision auto picks" in run.stdout
     assert "native bf16" in run.stdout  # the processor is named
+    # `--engine auto`: PyTorch where it computes in bf16 natively, else ONNX Runtime (installed here)
+    assert result["engine_auto"] == ("PyTorch bf16" if native else "ONNX Runtime fp32")
+    assert f"--engine auto runs {result['engine_auto']} here" in run.stdout
 
 
 def test_gpu_check_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path: Path) -> None:
