@@ -41,7 +41,7 @@ def as_shipped(ship_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return ship_folder
 
 
-def test_the_bundle_keeps_fp16_weights_and_the_onnx_form_holds_the_same_ones(
+def test_the_bundle_keeps_fp16_weights_and_the_onnx_form_computes_the_same(
     ship_folder, trained_run, real_patches
 ) -> None:
     from mitobench.inference.bundle import export_run, from_bundle
@@ -56,16 +56,15 @@ def test_the_bundle_keeps_fp16_weights_and_the_onnx_form_holds_the_same_ones(
     export_run(trained_run, full)
     assert bundle.stat().st_size < 0.55 * full.stat().st_size
     onnx = ship_folder / f"{DEFAULT_MODEL}.onnx"
-    fp32_onnx = ship_folder.parent / "fp32.onnx"
-    export_run(trained_run, fp32_onnx, onnx=True)
-    assert onnx.stat().st_size < 0.55 * fp32_onnx.stat().st_size
+    # optimised graph: no shape arithmetic left for ONNX Runtime to run per batch (2.5x slower)
+    assert not {n.op_type for n in __import__("onnx").load(str(onnx)).graph.node} & {"Shape", "Expand"}
 
     images = np.stack(real_patches[1])
     half = from_bundle(bundle).fold_probs(images)
     via_onnx = from_onnx(onnx).fold_probs(images)
     trained = from_run(trained_run).fold_probs(images)
     for k in trained:
-        assert np.abs(via_onnx[k] - half[k]).max() < 1e-4  # the same fp16 weights, fp32 arithmetic
+        assert np.abs(via_onnx[k] - half[k]).max() < 1e-4  # the bundle's fp16 values, fp32 arithmetic
         assert np.abs(half[k] - trained[k]).max() < 5e-3  # fp16 rounding of the trained weights only
 
 

@@ -119,13 +119,16 @@ def export_bundle(predictor: Predictor, target: Path, half: bool = False) -> Pat
 def export_run(
     run_dir: Path, target: Path, folds: list[int] | None = None, onnx: bool = False, half: bool = False
 ) -> Predictor:
-    """Export a finished run's fold models (a bundle, or ONNX; fp16 weights if `half`) with what
+    """Export a finished run's fold models (a bundle, fp16 weights if `half`, or ONNX) with what
     `models info` shows of it: the teacher it was distilled from and its test-set figures (read
     here, not on every load). Returns the exported fold models."""
     predictor = from_run(run_dir, folds, complete=True)
     run = RunDir(run_dir)
     predictor.meta |= {"teacher": run.read_record().get("teacher"), "figures": run.test_figures()}
-    (export_onnx if onnx else export_bundle)(predictor, target, half=half)
+    if onnx:
+        export_onnx(predictor, target)
+    else:
+        export_bundle(predictor, target, half=half)
     return predictor
 
 
