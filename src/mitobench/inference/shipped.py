@@ -2,7 +2,7 @@
 no training and no network.
 
 Each shipped model is three files in `mitobench/shipped/`: `NAME.safetensors` (the export bundle,
-fp16 weights, for PyTorch), `NAME.onnx` with its sidecar `NAME.onnx.json` (the same weights, for
+fp16 weights, for PyTorch), `NAME.onnx` with its sidecar `NAME.onnx.json` (the same values in fp32, for
 ONNX Runtime) and `NAME.json`, the record of how it was made (recipe command, teachers, machine,
 stage times, data fingerprint). `benchmarks/ship_model.py` writes them from a finished run.
 """
