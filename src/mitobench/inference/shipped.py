@@ -41,6 +41,8 @@ def shipped_dir() -> Path:
 
 @dataclass(frozen=True)
 class ShippedModel:
+    """A shipped model's files, found by name in `folder` (the package's, or a test's)."""
+
     name: str
     folder: Path
 
