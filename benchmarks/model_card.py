@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/model-card"))
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument(
-        "--shipped", help="Also score a shipped model's files (e.g. amibr-lite0) with each engine."
+        "--shipped",
+        help="Add the figures benchmarks/ship_model.py measured on a shipped model's files (amibr-lite0).",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

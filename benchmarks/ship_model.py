@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,12 @@ def score_files(ship: ShippedModel, data: Dataset) -> dict[str, Any]:
     """One test set scored by each engine on the shipped files, at the shipped threshold."""
     images = ImageCache().load(data)
     onnx = from_onnx(ship.onnx)
-    fp32 = from_bundle(ship.bundle)
-    fp32.cfg = fp32.cfg.model_copy(update={"precision": "fp32", "test_precision": "fp32"})
+    auto = from_bundle(ship.bundle)
+    fp32 = replace(auto, cfg=auto.cfg.model_copy(update={"precision": "fp32", "test_precision": "fp32"}))
     probs = {
         "onnx runtime fp32": onnx.ensemble_probs(images),
         "pytorch fp32": fp32.ensemble_probs(images),
-        "pytorch precision auto": from_bundle(ship.bundle).ensemble_probs(images),
+        "pytorch precision auto": auto.ensemble_probs(images),
     }
     out: dict[str, Any] = {"n": len(data), "threshold": onnx.threshold}
     for engine, p in probs.items():

@@ -70,8 +70,9 @@ def export_onnx(predictor: Predictor, target: Path, opset: int = 18) -> Path:
         dynamo=True,
         verbose=False,
         # Not optional: unoptimised, the graph keeps the TF padding's Shape/Expand/Cast chains and
-        # runs 2.5x slower under ONNX Runtime (61 against 159 patches/s, docs/performance.md);
-        # storing the folded weights in fp16 instead would round them twice (3.6e-3 from the bundle).
+        # runs 2.5x slower under ONNX Runtime (61 against 147 patches/s for the shipped model,
+        # docs/performance.md); storing the folded weights in fp16 instead would round them twice
+        # (3.6e-3 from the bundle).
         optimize=True,
     )
     assert program is not None  # dynamo=True always returns the program
