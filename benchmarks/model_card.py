@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mitobench.benchmark.distil import STUDENT_DIR
+from mitobench.benchmark.distil import FINAL_DIR, STUDENT_DIR
 from mitobench.benchmark.store import ResultsStore
 from mitobench.data.dataset import vote_columns
 from mitobench.data.registry import load
@@ -35,14 +35,15 @@ from mitobench.runs.rundir import RunDir, set_key
 
 SHOWN = ("balanced_accuracy", "auroc", "ece")
 STUDENT = "student (distilled)"
+FOLD_STUDENT = "student on one fold's training part (chose the threshold)"
 
 
-def student_frames(run: RunDir) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The student's test predictions and scores in the results store's layout."""
+def student_frames(run: RunDir, label: str = STUDENT) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A student's predictions and scores in the results store's layout, under `label`."""
     (k,) = run.finished_folds()
     fold = run.fold(k)
     spec = run.read_record()["spec"]
-    keys = {"model": spec["model"], "mode": spec["mode"], "preset": STUDENT, "train_data": spec["train_data"]}
+    keys = {"model": spec["model"], "mode": spec["mode"], "preset": label, "train_data": spec["train_data"]}
     preds = []
     for csv in fold.prediction_files():
         frame = pd.read_csv(csv, dtype={"group": str})
@@ -87,14 +88,25 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     (student_dir,) = sorted(p.parent for p in (args.results / STUDENT_DIR).glob("*/run.json"))
+    finals = sorted(p.parent for p in (args.results / FINAL_DIR).glob("*/run.json"))
     store = ResultsStore(args.results)
-    s_preds, s_metrics = student_frames(RunDir(student_dir))
-    preds = pd.concat([store.predictions(), s_preds], ignore_index=True)
-    metrics = pd.concat([store.metrics(), s_metrics], ignore_index=True)
+    frames = [store.predictions()], [store.metrics()]
+    if finals:  # the shipped model trained on every figure; the fold student held one fold out
+        v_preds, v_metrics = student_frames(RunDir(student_dir), FOLD_STUDENT)
+        s_preds, s_metrics = student_frames(RunDir(finals[0]))
+        frames[0].extend([s_preds, v_preds]), frames[1].extend([s_metrics, v_metrics])
+    else:
+        s_preds, s_metrics = v_preds, v_metrics = student_frames(RunDir(student_dir))
+        frames[0].append(s_preds), frames[1].append(s_metrics)
+    preds = pd.concat(frames[0], ignore_index=True)
+    metrics = pd.concat(frames[1], ignore_index=True)
     figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
-    val = s_preds[s_preds["dataset"].str.endswith("/val")]
+    val = v_preds[v_preds["dataset"].str.endswith("/val")]  # held-out predictions of the recipe
     temperature = fit_temperature(val["label"].to_numpy(), val["prob"].to_numpy())
-    figures["student_temperature"] = {"fitted_on": sorted(val["dataset"].unique()), "value": temperature}
+    figures["student_temperature"] = {
+        "fitted_on": [f"{d} (the fold student's held-out predictions)" for d in val["dataset"].unique()],
+        "value": temperature,
+    }
     for dataset in sorted(d for d in s_preds["dataset"].unique() if not d.endswith("/val")):
         data = load(dataset, args.data_root)
         groups_by_id = dict(zip(data.ids, data.frame["group"], strict=True))
@@ -103,7 +115,11 @@ def main() -> None:
         for rs in run_sets(preds, metrics, dataset):
             groups = np.array([groups_by_id[s] for s in rs.samples], dtype=object)
             groups = groups if pd.notna(groups).all() else None
-            who = STUDENT if rs.run[2] == STUDENT else f"teachers ({rs.run[2]} preset, {len(rs.folds)} folds)"
+            who = (
+                rs.run[2]
+                if rs.run[2] in (STUDENT, FOLD_STUDENT)
+                else f"teachers ({rs.run[2]} preset, {len(rs.folds)} folds)"
+            )
             row: dict[str, Any] = {"folds": rs.folds, "thresholds": rs.thresholds.tolist()}
             row["fold_mean"] = _with_ci(rs.labels, rs.probs, rs.thresholds, groups, args.bootstrap)
             if len(rs.folds) > 1:
@@ -114,7 +130,7 @@ def main() -> None:
                 ens, thr, name = rs.probs, rs.thresholds, who
             order = pd.Series(ens[0], index=rs.samples).reindex(data.ids).to_numpy()
             models[name] = (order, float(thr[0]))
-            if who == STUDENT:  # temperature scaling fitted on its validation fold, never on a test set
+            if who == STUDENT:  # temperature fitted on held-out predictions of the recipe, never a test set
                 scaled = apply_temperature(rs.probs[0], temperature)
                 row["ece_temperature_scaled"] = float(ece(rs.labels, scaled))
             entry["runs"][who] = row

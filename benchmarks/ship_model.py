@@ -1,4 +1,5 @@
-"""Make a finished `mitobench distil` student the shipped model (a maintainer's step).
+"""Make a finished `mitobench distil` student the shipped model (a maintainer's step): the final
+student (`final/`, every training figure) where the distil made one, else the fold student.
 
 Writes src/mitobench/shipped/NAME.{safetensors,onnx,onnx.json,json}: the fp16 bundle, its ONNX
 form and the record of how it was made — the recipe command, each stage's time and machine
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mitobench import __version__
-from mitobench.benchmark.distil import STUDENT_DIR
+from mitobench.benchmark.distil import FINAL_DIR, STUDENT_DIR
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
 from mitobench.data.manifest import dataset_files, sha256_files
@@ -53,8 +55,15 @@ def main() -> None:
     students = sorted(p.parent for p in (args.results / STUDENT_DIR).glob("*/run.json"))
     if len(students) != 1:
         raise SystemExit(f"{args.results / STUDENT_DIR}: expected one student run, found {len(students)}")
-    student = students[0]
+    finals = sorted(p.parent for p in (args.results / FINAL_DIR).glob("*/run.json"))
+    student = finals[0] if finals else students[0]
     record = RunDir(student).read_record()
+    fold_student = RunDir(students[0])
+    (k,) = fold_student.finished_folds()
+    done = fold_student.fold(k).read_done()
+    teacher = record.get("teacher")
+    if teacher:  # the maintainer's absolute path says nothing to a user: relative to the results
+        teacher = {**teacher, "run": os.path.relpath(teacher["run"], args.results.resolve())}
     calls = json.loads((args.results / STUDENT_DIR / "distil.json").read_text())["calls"]
     files = dataset_files(args.data_root, "amibr")
     made = {
@@ -63,7 +72,14 @@ def main() -> None:
         "stages": calls,
         "student_run": record["spec"],
         "train_config": record["train_config"],
-        "teacher": record.get("teacher"),
+        "teacher": teacher,
+        "validation": {
+            "fold": k,
+            "auroc": done["best_val_score"],
+            "threshold": done["threshold"],
+            "what": "the same recipe trained on the other folds' figures and scored on this fold; "
+            "a model trained on every figure uses the threshold it chose",
+        },
         "data": {"dataset": "AMi-Br (training split)", "files": len(files), "sha256": sha256_files(files)},
         "licence": "weights: MIT, as mitobench; trained on AMi-Br (MIT, DeepMicroscopy)",
         "made_on": datetime.date.today().isoformat(),

@@ -834,6 +834,13 @@ def distil_cmd(
         typer.Option(min=0.0, max=1.0, help="Target = w x teacher probability + (1 - w) x usual target."),
     ] = 0.5,
     fold: Annotated[int, typer.Option(min=0, max=4, help="The paper fold the student validates on.")] = 0,
+    all_figures: Annotated[
+        bool,
+        typer.Option(
+            help="Then train the same student on every training figure, at the threshold the "
+            "fold student chose on its validation fold (the model to ship)."
+        ),
+    ] = False,
     student_preset: Annotated[
         str | None, typer.Option(help="The student's preset (default: the teachers').")
     ] = None,
@@ -849,15 +856,21 @@ def distil_cmd(
     grid = load_grid(teachers)
     results_dir = results or Path("results") / f"distil-{grid.name}"
     require_folder(results_dir, "the results folder (--results)", "pass a writable folder: --results DIR")
-    plan = plan_distil(grid, results_dir, student_model, teacher_weight, fold, student_preset=student_preset)
+    plan = plan_distil(
+        grid, results_dir, student_model, teacher_weight, fold, student_preset=student_preset,
+        all_figures=all_figures,
+    )  # fmt: skip
     root = _root(data_root, fetch=True)
     with progress_for() as progress:
-        _, student = distil(plan, results_dir, root, progress)
+        _, student, final = distil(plan, results_dir, root, progress)
     out_console.print(f"teachers: {plan.teacher_run}", markup=False)
     _print_summary(student.summary, "student (distilled)")
+    shipped = plan.student_run
+    if final is not None and plan.final_run is not None:
+        _print_summary(final.summary, "final student (all training figures)")
+        shipped = plan.final_run
     out_console.print(
-        f"student: {plan.student_run} "
-        f"(export it: mitobench export {plan.student_run} --out student.safetensors)",
+        f"student: {shipped} (export it: mitobench export {shipped} --out student.safetensors)",
         markup=False,
     )
 

@@ -21,7 +21,8 @@ def test_distil_trains_the_teachers_then_the_student_and_resumes(
                      eval_sets=["amibr/test"])  # fmt: skip
     out = tmp_path / "distil"
     plan = plan_distil(grid, out, teacher_weight=0.5, fold=1)
-    teachers, student = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    teachers, student, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    assert final is None and plan.final_run is None
     assert len(teachers.done) == 5 and student.trained_folds == [1]
     jobs = ResultsStore(out).jobs()
     assert sorted(jobs.loc[jobs["status"] == "done", "fold"]) == [0, 1, 2, 3, 4]  # the teachers, in the store
@@ -60,3 +61,34 @@ def test_distil_refuses_the_student_on_unfinished_teachers(
     with pytest.raises(ConfigError, match=r"did not all finish \(resnet10t-e2e fold 1\)"):
         distil(plan, tmp_path / "out", tmp_path)
     assert not plan.student_run.exists()
+
+
+def test_distil_all_figures_trains_a_final_student_at_the_fold_students_threshold(
+    separable_root: Path, tmp_path: Path
+) -> None:
+    grid = tiny_grid(folds=[0, 1, 2, 3, 4], runs=[{"model": "resnet10t", "modes": ["e2e"]}],
+                     eval_sets=["amibr/test"])  # fmt: skip
+    out = tmp_path / "distil"
+    plan = plan_distil(grid, out, teacher_weight=0.5, fold=2, all_figures=True)
+    assert plan.final_run is not None
+    _, _, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    assert final is not None and final.trained_folds == [0]
+    fold_done = json.loads((plan.student_run / "fold_2" / "done.json").read_text())
+    final_done = json.loads((plan.final_run / "fold_0" / "done.json").read_text())
+    # every training figure, nothing held out; the threshold is the one fold 2's validation chose
+    assert final_done["val_figures"] == 0 and fold_done["val_figures"] > 0
+    assert final_done["train_figures"] == fold_done["train_figures"] + fold_done["val_figures"]
+    assert final_done["threshold"] == fold_done["threshold"]
+    assert final_done["best_val_score"] is None and final_done["best_epoch"] == final_done["epochs_run"]
+    record = json.loads((plan.final_run / "run.json").read_text())
+    assert record["spec"]["all_figures"] is True
+    assert record["train_config"]["threshold"] == "fixed" and record["teacher"]["run"] == str(
+        plan.teacher_run.resolve()
+    )
+    predictions = sorted(p.name for p in (plan.final_run / "fold_0" / "predictions").iterdir())
+    assert predictions == ["amibr__test.csv"]  # no validation file: it held nothing out
+    again = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    assert again[2] is not None and again[2].trained_folds == []
+    calls = json.loads((plan.student_run.parent / "distil.json").read_text())["calls"]
+    assert [c["final_trained_this_call"] for c in calls] == [True, False]
+    assert calls[0]["final_threshold"] == fold_done["threshold"]

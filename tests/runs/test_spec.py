@@ -51,3 +51,23 @@ def test_a_modes_settings_block_is_declared_once(monkeypatch) -> None:
     assert grid.run_specs()[0].options.of(Distil).temperature == 3.0
     with pytest.raises(ConfigError, match=r"distil\.temperature"):
         assemble_spec({"model": "resnet10t"}, {}, {"distil": {"temperature": "hot"}})
+
+
+@pytest.mark.parametrize(
+    ("extra", "train", "message"),
+    [
+        ({"folds": [0, 1]}, {"threshold": "fixed"}, "trains one model"),
+        ({"folds": [0]}, {"threshold": "tune"}, "which threshold: tune needs"),
+        ({"folds": [0]}, {"threshold": "fixed", "early_stopping_patience": 3}, "early_stopping_patience"),
+        ({"folds": [0]}, {"threshold": "fixed", "schedule": "plateau"}, "schedule: plateau"),
+    ],
+)
+def test_an_all_figures_run_refuses_what_needs_a_validation_set(extra, train, message) -> None:
+    from mitobench.errors import ConfigError
+    from mitobench.runs.spec import parse_spec
+
+    values = {"model": "resnet10t", "preset": "cpu", "all_figures": True, "train": train, **extra}
+    with pytest.raises(ConfigError, match=message):
+        parse_spec(values)
+    ok = parse_spec({**values, "folds": [0], "train": {"threshold": "fixed", "fixed_threshold": 0.4}})
+    assert ok.all_figures and ok.resolved().fixed_threshold == 0.4

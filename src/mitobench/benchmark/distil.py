@@ -1,10 +1,14 @@
 """`mitobench distil`: teachers, then one student trained towards their out-of-fold probabilities.
 
-Two resumable stages in one results folder: the teachers are a grid (a packaged config such as
+Resumable stages in one results folder: the teachers are a grid (a packaged config such as
 `cpu-best`, one model and mode over the five paper folds) run exactly as `mitobench run` runs it,
-into the results store; the student is one run under `<results>/student/`, trained on the same
-data with `teacher` pointing at the teachers' run. A second call skips what is finished. The
-wall-clock time of each stage and the machine are written to `<results>/student/distil.json`.
+into the results store; the student is one run under `<results>/student/`, trained on one fold's
+training part with `teacher` pointing at the teachers' run and validated on that fold. With
+`all_figures`, a final student then trains the same recipe on every training figure, under
+`<results>/final/`: nothing is held out, so it runs the recipe's epochs and takes the threshold the
+fold student chose on its validation fold (out-of-fold predictions, never a test set). A second
+call skips what is finished. The wall-clock time of each stage and the machine are written to
+`<results>/student/distil.json`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mitobench.runs.spec import RunSpec, parse_spec
 from mitobench.train.run import RunResult, train_run
 
 STUDENT_DIR = "student"
+FINAL_DIR = "final"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class DistilPlan:
     teacher_run: Path
     student: RunSpec
     student_run: Path
+    final_run: Path | None = None
+    """Where the all-figures student goes (None: no final student)."""
 
 
 def plan_distil(
@@ -47,10 +54,12 @@ def plan_distil(
     fold: int = 0,
     student_train: dict[str, Any] | None = None,
     student_preset: str | None = None,
+    all_figures: bool = False,
 ) -> DistilPlan:
     """Check the grid makes one teacher run, and lay out the student (the teachers' model unless
     `student_model`), trained on fold `fold`'s training part with the teachers' recipe (or
-    `student_preset`'s: a cheap teacher recipe can feed a student at a costlier one)."""
+    `student_preset`'s: a cheap teacher recipe can feed a student at a costlier one); with
+    `all_figures`, then a final student on every training figure."""
     specs = teachers.run_specs()
     if len(specs) != 1:
         raise ConfigError(
@@ -75,7 +84,22 @@ def plan_distil(
         }
     )
     name = run_name(student.model, student.mode, student.preset, student.train_data)
-    return DistilPlan(teachers, run_dir_for(results_dir, teacher), student, results_dir / STUDENT_DIR / name)
+    final_run = results_dir / FINAL_DIR / name if all_figures else None
+    return DistilPlan(
+        teachers, run_dir_for(results_dir, teacher), student, results_dir / STUDENT_DIR / name, final_run
+    )
+
+
+def final_spec(student: RunSpec, threshold: float) -> RunSpec:
+    """The student's recipe on every training figure, at the threshold its fold chose."""
+    values = student.model_dump()
+    values["train"] = {
+        **values["train"],
+        "threshold": "fixed",
+        "fixed_threshold": threshold,
+        "early_stopping_patience": None,
+    }
+    return parse_spec({**values, "folds": [0], "all_figures": True})
 
 
 def distil(
@@ -84,9 +108,10 @@ def distil(
     data_root: Path,
     progress: Progress | None = None,
     job_overrides: dict[str, Any] | None = None,
-) -> tuple[GridResult, RunResult]:
-    """Run (or resume) the teachers, then the student; refuse to start the student on teachers
-    that did not all finish."""
+) -> tuple[GridResult, RunResult, RunResult | None]:
+    """Run (or resume) the teachers, the student, then the final student where planned (None
+    otherwise, or while the student is unfinished); refuse to start the student on teachers that
+    did not all finish."""
     started = time.perf_counter()
     grid = run_grid(plan.teachers, results_dir, data_root, progress=progress, job_overrides=job_overrides)
     teachers_seconds = time.perf_counter() - started
@@ -100,7 +125,7 @@ def distil(
         )
     started = time.perf_counter()
     student = train_run(plan.student, plan.student_run, data_root, progress, **(job_overrides or {}))
-    record = {
+    record: dict[str, Any] = {
         "teachers": plan.teachers.name,
         "teacher_run": str(plan.teacher_run),
         "student_run": str(plan.student_run),
@@ -110,7 +135,22 @@ def distil(
         "student_folds_trained_this_call": student.trained_folds,
         "machine": machine.label(),
     }
+    (k,) = plan.student.folds
+    final = None
+    if plan.final_run is not None and RunDir(plan.student_run).fold(k).is_done():
+        threshold = float(RunDir(plan.student_run).fold(k).read_done()["threshold"])
+        started = time.perf_counter()
+        final = train_run(
+            final_spec(plan.student, threshold), plan.final_run, data_root, progress, **(job_overrides or {})
+        )
+        record |= {
+            "final_run": str(plan.final_run),
+            "final_threshold": threshold,
+            "final_threshold_from": f"fold {k} validation (the student's held-out predictions)",
+            "final_seconds_this_call": round(time.perf_counter() - started, 1),
+            "final_trained_this_call": bool(final.trained_folds),
+        }
     log = plan.student_run.parent / "distil.json"
     calls = json.loads(log.read_text())["calls"] if log.is_file() else []
     atomic_write_text(log, json.dumps({"calls": [*calls, record]}, indent=1))
-    return grid, student
+    return grid, student, final

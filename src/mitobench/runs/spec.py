@@ -36,6 +36,11 @@ class RunSpec(WithModeOptions):
     eval_sets: list[str] = Field(default_factory=lambda: list(EVAL_SETS))
     allow_overlap: bool = False
     """Evaluate on a set that shares images with the training data (refused otherwise; recorded)."""
+    all_figures: bool = False
+    """Train one model on every training figure, holding none out (its folder is `fold_0`): the
+    final model of a recipe chosen on validation folds. No validation set, so a fixed number of
+    epochs, the last (EMA) weights and `threshold: fixed` at a `fixed_threshold` chosen on held-out
+    predictions beforehand; it makes no out-of-fold predictions, so it can teach no student."""
     weights: str | None = None
     """Local weight file or folder (hub layout); None uses the model's default source."""
     train: dict[str, Any] = Field(default_factory=dict)
@@ -85,8 +90,31 @@ def parse_spec(values: dict[str, Any]) -> RunSpec:
     bad = [k for k in spec.folds if k < 0 or (top is not None and k >= top)]
     if bad:
         raise ConfigError(f"fold {bad[0]} does not exist", f"folds are 0..{N_FOLDS - 1}")
-    spec.resolved()
+    cfg = spec.resolved()
+    if spec.all_figures:
+        _check_all_figures(spec, cfg)
     return spec
+
+
+def _check_all_figures(spec: RunSpec, cfg: TrainConfig) -> None:
+    """An all-figures model has nothing held out: no fold choice, no tuned threshold, no early stop."""
+    if spec.folds != [0]:
+        raise ConfigError("all_figures trains one model (kept as fold 0)", "set folds: [0] (--folds 0)")
+    needs_val = [
+        name
+        for name, bad in (
+            ("threshold: tune", cfg.threshold == "tune"),
+            ("early_stopping_patience", cfg.early_stopping_patience is not None),
+            ("schedule: plateau", cfg.schedule == "plateau"),
+        )
+        if bad
+    ]
+    if needs_val:
+        raise ConfigError(
+            f"all_figures holds no validation set, which {needs_val[0]} needs",
+            "set threshold=fixed with fixed_threshold=T (chosen on held-out predictions), "
+            "early_stopping_patience=null and a schedule other than plateau",
+        )
 
 
 def saved_settings(spec: dict[str, Any], cfg: dict[str, Any], where: str) -> tuple[RunSpec, TrainConfig]:

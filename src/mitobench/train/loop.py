@@ -47,7 +47,8 @@ class TrainingDiverged(MitobenchError):
 @dataclass
 class FitResult:
     best_epoch: int
-    best_score: float
+    best_score: float | None
+    """The kept epoch's validation score; None when nothing was held out (all figures)."""
     threshold: float
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
@@ -215,13 +216,15 @@ class FitState:
     def finished(self, cfg: TrainConfig) -> bool:
         return self.epoch >= cfg.max_epochs
 
-    def record(self, row: dict[str, float], score: float, threshold: float, cfg: TrainConfig) -> bool:
-        """Account for one epoch; True when it is the best so far (its weights are to be kept)."""
+    def record(self, row: dict[str, float], score: float | None, threshold: float, cfg: TrainConfig) -> bool:
+        """Account for one epoch; True when it is the best so far (its weights are to be kept).
+        Without a score (nothing held out) the latest epoch is the one kept."""
         self.history.append(row)
         self.epoch = int(row["epoch"])
-        improved = score > self.best_score
+        improved = score is None or score > self.best_score
         if improved:
-            self.best_score, self.best_epoch, self.threshold = score, self.epoch, threshold
+            self.best_score = math.nan if score is None else score
+            self.best_epoch, self.threshold = self.epoch, threshold
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
@@ -233,7 +236,7 @@ class FitState:
     def result(self, precision: dict[str, dict[str, object]]) -> FitResult:
         return FitResult(
             best_epoch=self.best_epoch,
-            best_score=float(self.best_score),
+            best_score=None if math.isnan(self.best_score) else float(self.best_score),
             threshold=float(self.threshold),
             epochs_run=len(self.history),
             history=self.history,
@@ -383,13 +386,17 @@ def fit(model: torch.nn.Module, ctx: FitContext) -> FitResult:
             return state.result(used)  # stopped early on request: resumable, not done
         epoch, started = state.epoch, time.perf_counter()
         loss = session.train_epoch(epoch)
-        probs = predict_probs(
-            session.kept, ctx.val, cfg, ctx.dev, progress=ctx.progress, description="validating"
-        )
-        score, threshold = _score(ctx.val.labels, probs, cfg)
-        if cfg.schedule == "plateau":
-            session.sched.step(score)  # type: ignore[arg-type]  # ReduceLROnPlateau takes the metric
-        row = {"epoch": epoch + 1, "loss": loss, "val_score": score, "lr": session.opt.param_groups[0]["lr"]}
+        row = {"epoch": epoch + 1, "loss": loss, "lr": session.opt.param_groups[0]["lr"]}
+        score: float | None = None  # nothing held out (an all-figures model): every epoch is kept
+        threshold = cfg.fixed_threshold
+        if len(ctx.val):
+            probs = predict_probs(
+                session.kept, ctx.val, cfg, ctx.dev, progress=ctx.progress, description="validating"
+            )
+            score, threshold = _score(ctx.val.labels, probs, cfg)
+            row["val_score"] = score
+            if cfg.schedule == "plateau":
+                session.sched.step(score)  # type: ignore[arg-type]  # ReduceLROnPlateau takes the metric
         if state.record(row, score, threshold, cfg):
             with atomic_path(fold.best) as tmp:
                 save_file(trainable_state(session.kept), str(tmp))

@@ -235,7 +235,13 @@ def _prepare(spec: RunSpec, run: RunDir, cfg: TrainConfig, data_root: Path) -> _
             f"{spec.train_data} has no fold {absent[0]} (its folds: {sorted(set(folds.tolist()))})",
             "choose folds that exist (--folds)",
         )
-    _check_fold_classes(spec.train_data, folds, train_set.labels, spec.folds)
+    if spec.all_figures:  # one model on every figure: no validation part to check
+        if set(train_set.labels.tolist()) != {0, 1}:
+            raise DataError(
+                f"{spec.train_data} holds figures of one class only", "train on atypical and normal figures"
+            )
+    else:
+        _check_fold_classes(spec.train_data, folds, train_set.labels, spec.folds)
     fold_record = split_record(train_set, folds, how)
     evals, missing = load_present(spec.eval_sets, data_root)
     overlap = _overlap(train_set, evals)
@@ -366,6 +372,8 @@ class _FoldJob:
         started = time.perf_counter()
         cfg, dev = self.cfg, self.dev
         tr_idx, va_idx = fold_split(folds, self.fold.fold)
+        if self.spec.all_figures:
+            tr_idx, va_idx = np.arange(len(folds)), np.arange(0)
         model.to(dev)
         if encoder is not None and encoder.spec.convolutional and cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -377,12 +385,13 @@ class _FoldJob:
         fitted = self.mode.fit(model, ctx)  # type: ignore[arg-type]  # the mode's classifier
         if not self.fold.is_fitted():
             return None
-        val_ids = [train_set.ids[i] for i in va_idx]
-        val_probs = self._predict(model, val_b, "validating")
-        val_groups = train_set.groups[va_idx]
-        self.fold.write_predictions(
-            f"{train_set.name}/val", val_ids, val_b.labels, val_probs, None, val_groups
-        )  # validation rows carry no votes: the rater analysis reads test sets only
+        if len(va_idx):
+            val_ids = [train_set.ids[i] for i in va_idx]
+            val_probs = self._predict(model, val_b, "validating")
+            val_groups = train_set.groups[va_idx]
+            self.fold.write_predictions(
+                f"{train_set.name}/val", val_ids, val_b.labels, val_probs, None, val_groups
+            )  # validation rows carry no votes: the rater analysis reads test sets only
         for ds in evals:
             batches = data.batches(ds.key, None, encoder, cfg, dev)
             probs = self._predict(model, batches, f"evaluating {ds.key}", testing=True)
@@ -398,6 +407,8 @@ class _FoldJob:
             "best_epoch": fitted.best_epoch,
             "best_val_score": fitted.best_score,
             "epochs_run": fitted.epochs_run,
+            "train_figures": len(tr_idx),
+            "val_figures": len(va_idx),
             "fit_seconds": fitted.seconds,
             "total_seconds": time.perf_counter() - started,
         }
