@@ -87,6 +87,19 @@ def test_distil_all_figures_trains_a_final_student_at_the_fold_students_threshol
     )
     predictions = sorted(p.name for p in (plan.final_run / "fold_0" / "predictions").iterdir())
     assert predictions == ["amibr__test.csv"]  # no validation file: it held nothing out
+    # exported, it predicts as the run did, at that threshold
+    from mitobench.data.cache import ImageCache
+    from mitobench.data.registry import load
+    from mitobench.inference.bundle import export_run, from_bundle
+
+    export_run(plan.final_run, tmp_path / "final.safetensors")
+    bundle = from_bundle(tmp_path / "final.safetensors")
+    assert bundle.threshold == pytest.approx(fold_done["threshold"])
+    test = load("amibr/test", separable_root)
+    run_probs = pd.read_csv(plan.final_run / "fold_0" / "predictions" / "amibr__test.csv", dtype={"id": str})
+    probs = bundle.ensemble_probs(ImageCache().load(test))
+    expected = run_probs.set_index("id").loc[[str(i) for i in test.ids], "prob"].to_numpy()
+    assert abs(probs - expected).max() < 1e-3
     again = distil(plan, out, separable_root, job_overrides={"pretrained": False})
     assert again[2] is not None and again[2].trained_folds == []
     calls = json.loads((plan.student_run.parent / "distil.json").read_text())["calls"]
