@@ -76,6 +76,28 @@ def test_a_different_run_in_the_same_directory_is_refused(separable_root: Path, 
         train_run(_e2e_spec(max_epochs=2), tmp_path / "run", separable_root, pretrained=False)
 
 
+def test_a_run_made_before_a_setting_existed_resumes_at_its_default(
+    separable_root: Path, tmp_path: Path
+) -> None:
+    """A run.json written before `all_figures` (or any later setting) existed still resumes; the
+    same setting at another value is still refused."""
+    from mitobench.errors import ConfigError
+    from mitobench.runs.spec import parse_spec
+
+    run = tmp_path / "run"
+    spec = _e2e_spec(max_epochs=2)
+    train_run(spec, run, separable_root, pretrained=False, stop_after_epochs=1)
+    record = json.loads((run / "run.json").read_text())
+    del record["spec"]["all_figures"]  # as an older mitobench wrote it
+    (run / "run.json").write_text(json.dumps(record))
+    assert train_run(spec, run, separable_root, pretrained=False).trained_folds == [0]
+    other = parse_spec(
+        {**spec.model_dump(), "all_figures": True, "train": {**spec.train, "threshold": "fixed"}}
+    )
+    with pytest.raises(ConfigError, match=r"other settings \(all_figures: \(unset\) -> True"):
+        train_run(other, tmp_path / "run", separable_root, pretrained=False)
+
+
 def test_a_run_records_its_folds_and_refuses_to_resume_on_other_folds(
     separable_root: Path, tmp_path: Path
 ) -> None:

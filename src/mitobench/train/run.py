@@ -80,8 +80,20 @@ def settings_changes(run: RunDir, spec: RunSpec, cfg: TrainConfig) -> list[str]:
     return [
         f"{k.split('.', 1)[1]}: {before.get(k, '(unset)')} -> {after.get(k, '(unset)')}"
         for k in keys
-        if before.get(k) != after.get(k)
+        if before.get(k) != after.get(k) and not (k not in before and _added_default(k, after[k]))
     ]
+
+
+def _added_default(key: str, value: Any) -> bool:
+    """Whether `key` is a setting newer than the run on disk, at the default that keeps the old
+    behaviour (e.g. `all_figures: false`): a run made before it resumes."""
+    section, _, name = key.partition(".")
+    model = {"spec": RunSpec, "train_config": TrainConfig}.get(section)
+    field = model.model_fields.get(name) if model else None
+    if field is None or field.is_required():
+        return False
+    default = field.get_default(call_default_factory=True)
+    return bool(default == value)
 
 
 def _check_run_dir(run: RunDir, spec: RunSpec, cfg: TrainConfig, folds: dict[str, str]) -> None:
