@@ -88,8 +88,8 @@ def _added_default(key: str, value: Any) -> bool:
     """Whether `key` is a setting newer than the run on disk, at the default that keeps the old
     behaviour (e.g. `all_figures: false`): a run made before it resumes."""
     section, _, name = key.partition(".")
-    model = {"spec": RunSpec, "train_config": TrainConfig}.get(section)
-    field = model.model_fields.get(name) if model else None
+    fields = {"spec": RunSpec.model_fields, "train_config": TrainConfig.model_fields}.get(section, {})
+    field = fields.get(name)
     if field is None or field.is_required():
         return False
     default = field.get_default(call_default_factory=True)
