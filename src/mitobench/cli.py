@@ -367,6 +367,12 @@ def models_info(
             "licence": made.get("licence"),
         }.items():
             out_console.print(f"{key}: {value}", markup=False)
+        if val := made.get("validation"):
+            out_console.print(
+                f"validation: fold {val['fold']} AUROC {val['auroc']:.4f}, threshold {val['threshold']:.3f} "
+                f"({val['what']})",
+                markup=False,
+            )
         out_console.print("(how it was made, in full: --json)", markup=False)
     for dataset, f in figures.items():
         ens = f["ensemble"] or f["fold_mean"]

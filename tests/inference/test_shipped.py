@@ -29,6 +29,7 @@ def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "recipe": "a test run",
         "data": {"dataset": "AMi-Br (training split)", "files": 3, "sha256": "ab" * 32},
         "stages": [{"machine": "a test CPU"}],
+        "validation": {"fold": 0, "auroc": 0.9123, "threshold": 0.41, "what": "a test fold"},
     }
     ship_run(trained_run, DEFAULT_MODEL, made, folder)
     return folder
@@ -174,6 +175,7 @@ def test_models_info_of_the_shipped_model_says_how_it_was_made(as_shipped, train
     code, text, err = cli("models", "info", DEFAULT_MODEL)
     assert code == 0, err
     assert "recipe: a test run" in text and "a test CPU" in text and "ab" * 32 in text
+    assert "validation: fold 0 AUROC 0.9123, threshold 0.410 (a test fold)" in text
     assert f"AUROC {summary['ensemble']['auroc']:.4f}" in text
 
 
@@ -212,6 +214,10 @@ def test_the_shipped_model_is_small_fp16_and_what_its_record_says() -> None:
     record = shipped_mod.ShippedModel(DEFAULT_MODEL, REAL.parent).record()
     assert record["bundle_sha256"] == model_fingerprint(REAL)
     assert record["onnx_sha256"] == model_fingerprint(REAL.with_suffix(".onnx"))
+    # the threshold it calls at is the one chosen on held-out predictions, never on a test set
+    from mitobench.inference.bundle import from_bundle
+
+    assert from_bundle(REAL).threshold == pytest.approx(record["validation"]["threshold"], abs=1e-6)
 
 
 @needs_real
