@@ -34,8 +34,8 @@ from mitobench.report.runs import run_sets
 from mitobench.runs.rundir import RunDir, set_key
 
 SHOWN = ("balanced_accuracy", "auroc", "ece")
-STUDENT = "student (distilled)"
-FOLD_STUDENT = "student on one fold's training part (chose the threshold)"
+STUDENT = "student (shipped)"
+FOLD_STUDENT = "fold student (chose the threshold)"
 
 
 def student_frames(run: RunDir, label: str = STUDENT) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -62,8 +62,8 @@ def main() -> None:
     (k,) = fold_student.finished_folds()
     done = fold_student.fold(k).read_done()
     teacher = record.get("teacher")
-    if teacher:  # the maintainer's absolute path says nothing to a user: relative to the results
-        teacher = {**teacher, "run": os.path.relpath(teacher["run"], args.results.resolve())}
+    if teacher:  # the maintainer's absolute path says nothing to a user: as the recipe names it
+        teacher = {**teacher, "run": os.path.relpath(teacher["run"])}
     calls = json.loads((args.results / STUDENT_DIR / "distil.json").read_text())["calls"]
     files = dataset_files(args.data_root, "amibr")
     made = {

@@ -30,6 +30,7 @@ def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "data": {"dataset": "AMi-Br (training split)", "files": 3, "sha256": "ab" * 32},
         "stages": [{"machine": "a test CPU"}],
         "validation": {"fold": 0, "auroc": 0.9123, "threshold": 0.41, "what": "a test fold"},
+        "teacher": {"run": "results/x/runs/teachers", "sha256": "cd" * 32},
     }
     ship_run(trained_run, DEFAULT_MODEL, made, folder)
     return folder
@@ -168,6 +169,7 @@ def test_models_info_of_the_shipped_model_says_how_it_was_made(as_shipped, train
     record = json.loads((as_shipped / f"{DEFAULT_MODEL}.json").read_text())
     assert info["made"] == record and info["sha256"] == record["bundle_sha256"]
     assert info["onnx_sha256"] == record["onnx_sha256"]
+    assert info["teacher"] == {"run": "results/x/runs/teachers", "sha256": "cd" * 32}  # as the record says
     summary = json.loads((trained_run / "metrics.json").read_text())["sets"]["atnorm-md/test"]
     assert info["figures"]["atnorm-md/test"]["ensemble"]["auroc"] == pytest.approx(
         summary["ensemble"]["auroc"]

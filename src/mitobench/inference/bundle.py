@@ -117,14 +117,21 @@ def export_bundle(predictor: Predictor, target: Path, half: bool = False) -> Pat
 
 
 def export_run(
-    run_dir: Path, target: Path, folds: list[int] | None = None, onnx: bool = False, half: bool = False
+    run_dir: Path,
+    target: Path,
+    folds: list[int] | None = None,
+    onnx: bool = False,
+    half: bool = False,
+    teacher: dict[str, Any] | None = None,
 ) -> Predictor:
     """Export a finished run's fold models (a bundle, fp16 weights if `half`, or ONNX) with what
-    `models info` shows of it: the teacher it was distilled from and its test-set figures (read
-    here, not on every load). Returns the exported fold models."""
+    `models info` shows of it: the teacher it was distilled from (as the run records it, unless
+    `teacher` says it otherwise, e.g. without the maker's absolute path) and its test-set figures
+    (read here, not on every load). Returns the exported fold models."""
     predictor = from_run(run_dir, folds, complete=True)
     run = RunDir(run_dir)
-    predictor.meta |= {"teacher": run.read_record().get("teacher"), "figures": run.test_figures()}
+    teacher = teacher or run.read_record().get("teacher")
+    predictor.meta |= {"teacher": teacher, "figures": run.test_figures()}
     if onnx:
         export_onnx(predictor, target)
     else:

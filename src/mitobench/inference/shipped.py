@@ -169,7 +169,7 @@ def ship_run(run_dir: Path, name: str, made: dict[str, Any], folder: Path | None
         raise ConfigError(
             f"{present[0]} exists: a shipped model is replaced only on purpose", "delete it first"
         )
-    export_run(run_dir, bundle, half=True)
+    export_run(run_dir, bundle, half=True, teacher=made.get("teacher"))
     export_onnx(from_bundle(bundle), onnx)  # the bundle's fp16 values, held in fp32
     made = {
         "name": name,
