@@ -386,7 +386,7 @@ def fit(model: torch.nn.Module, ctx: FitContext) -> FitResult:
             return state.result(used)  # stopped early on request: resumable, not done
         epoch, started = state.epoch, time.perf_counter()
         loss = session.train_epoch(epoch)
-        row = {"epoch": epoch + 1, "loss": loss, "lr": session.opt.param_groups[0]["lr"]}
+        row = {"epoch": epoch + 1, "loss": loss}
         score: float | None = None  # nothing held out (an all-figures model): every epoch is kept
         threshold = cfg.fixed_threshold
         if len(ctx.val):
@@ -397,6 +397,7 @@ def fit(model: torch.nn.Module, ctx: FitContext) -> FitResult:
             row["val_score"] = score
             if cfg.schedule == "plateau":
                 session.sched.step(score)  # type: ignore[arg-type]  # ReduceLROnPlateau takes the metric
+        row["lr"] = session.opt.param_groups[0]["lr"]  # after a plateau step, as it will train on
         if state.record(row, score, threshold, cfg):
             with atomic_path(fold.best) as tmp:
                 save_file(trainable_state(session.kept), str(tmp))
