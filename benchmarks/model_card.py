@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mitobench.benchmark.distil import FINAL_DIR, STUDENT_DIR
+from mitobench.benchmark.distil import distilled_runs
 from mitobench.benchmark.store import ResultsStore
 from mitobench.data.dataset import vote_columns
 from mitobench.data.registry import load
@@ -87,19 +87,15 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    (student_dir,) = sorted(p.parent for p in (args.results / STUDENT_DIR).glob("*/run.json"))
-    finals = sorted(p.parent for p in (args.results / FINAL_DIR).glob("*/run.json"))
+    fold_run, final_run = distilled_runs(args.results)
     store = ResultsStore(args.results)
-    frames = [store.predictions()], [store.metrics()]
-    if finals:  # the shipped model trained on every figure; the fold student held one fold out
-        v_preds, v_metrics = student_frames(RunDir(student_dir), FOLD_STUDENT)
-        s_preds, s_metrics = student_frames(RunDir(finals[0]))
-        frames[0].extend([s_preds, v_preds]), frames[1].extend([s_metrics, v_metrics])
-    else:
-        s_preds, s_metrics = v_preds, v_metrics = student_frames(RunDir(student_dir))
-        frames[0].append(s_preds), frames[1].append(s_metrics)
-    preds = pd.concat(frames[0], ignore_index=True)
-    metrics = pd.concat(frames[1], ignore_index=True)
+    # the shipped model (the final student where there is one) and, beside a final student, the
+    # fold student that held one fold out and chose its threshold
+    runs = {STUDENT: final_run or fold_run, **({FOLD_STUDENT: fold_run} if final_run else {})}
+    students = {label: student_frames(RunDir(run), label) for label, run in runs.items()}
+    v_preds = students[FOLD_STUDENT if final_run else STUDENT][0]
+    preds = pd.concat([store.predictions(), *(p for p, _ in students.values())], ignore_index=True)
+    metrics = pd.concat([store.metrics(), *(m for _, m in students.values())], ignore_index=True)
     figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
     val = v_preds[v_preds["dataset"].str.endswith("/val")]  # held-out predictions of the recipe
     temperature = fit_temperature(val["label"].to_numpy(), val["prob"].to_numpy())
@@ -107,7 +103,8 @@ def main() -> None:
         "fitted_on": [f"{d} (the fold student's held-out predictions)" for d in val["dataset"].unique()],
         "value": temperature,
     }
-    for dataset in sorted(d for d in s_preds["dataset"].unique() if not d.endswith("/val")):
+    shipped_preds = students[STUDENT][0]
+    for dataset in sorted(d for d in shipped_preds["dataset"].unique() if not d.endswith("/val")):
         data = load(dataset, args.data_root)
         groups_by_id = dict(zip(data.ids, data.frame["group"], strict=True))
         entry: dict[str, Any] = {"n": len(data), "n_atypical": int(data.labels.sum()), "runs": {}}

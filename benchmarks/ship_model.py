@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 
 from mitobench import __version__
-from mitobench.benchmark.distil import FINAL_DIR, STUDENT_DIR
+from mitobench.benchmark.distil import STUDENT_DIR, distilled_runs
 from mitobench.data.cache import ImageCache
 from mitobench.data.dataset import Dataset
 from mitobench.data.manifest import dataset_files, sha256_files
 from mitobench.data.registry import load_present
+from mitobench.errors import ConfigError
 from mitobench.inference.bundle import from_bundle
 from mitobench.inference.onnx import from_onnx
 from mitobench.inference.shipped import ShippedModel, ship_run
@@ -52,13 +53,13 @@ def main() -> None:
     parser.add_argument("--wall", required=True, help="Its wall clock as measured (/usr/bin/time).")
     args = parser.parse_args()
 
-    students = sorted(p.parent for p in (args.results / STUDENT_DIR).glob("*/run.json"))
-    if len(students) != 1:
-        raise SystemExit(f"{args.results / STUDENT_DIR}: expected one student run, found {len(students)}")
-    finals = sorted(p.parent for p in (args.results / FINAL_DIR).glob("*/run.json"))
-    student = finals[0] if finals else students[0]
+    try:
+        fold_run, final_run = distilled_runs(args.results)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    student = final_run or fold_run
     record = RunDir(student).read_record()
-    fold_student = RunDir(students[0])
+    fold_student = RunDir(fold_run)
     (k,) = fold_student.finished_folds()
     done = fold_student.fold(k).read_done()
     teacher = record.get("teacher")

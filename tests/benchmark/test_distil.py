@@ -8,21 +8,28 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mitobench.benchmark.distil import distil, plan_distil
+from mitobench.benchmark.distil import distil, distilled_runs, plan_distil
+from mitobench.benchmark.grid import GridConfig
 from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import ConfigError
 from tests.conftest import tiny_grid
 
 
+def _one_run_grid() -> GridConfig:
+    """Teachers for a test: ResNet-10t end to end on the five folds, scored on AMi-Br test."""
+    return tiny_grid(folds=[0, 1, 2, 3, 4], runs=[{"model": "resnet10t", "modes": ["e2e"]}],
+                     eval_sets=["amibr/test"])  # fmt: skip
+
+
 def test_distil_trains_the_teachers_then_the_student_and_resumes(
     separable_root: Path, tmp_path: Path
 ) -> None:
-    grid = tiny_grid(folds=[0, 1, 2, 3, 4], runs=[{"model": "resnet10t", "modes": ["e2e"]}],
-                     eval_sets=["amibr/test"])  # fmt: skip
+    grid = _one_run_grid()
     out = tmp_path / "distil"
     plan = plan_distil(grid, out, teacher_weight=0.5, fold=1)
     teachers, student, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
     assert final is None and plan.final_run is None
+    assert distilled_runs(out) == (plan.student_run, None)
     assert len(teachers.done) == 5 and student.trained_folds == [1]
     jobs = ResultsStore(out).jobs()
     assert sorted(jobs.loc[jobs["status"] == "done", "fold"]) == [0, 1, 2, 3, 4]  # the teachers, in the store
@@ -40,6 +47,11 @@ def test_distil_trains_the_teachers_then_the_student_and_resumes(
     assert [c["teachers_trained_this_call"] for c in calls] == [5, 0]
     assert [c["student_folds_trained_this_call"] for c in calls] == [[1], []]
     assert all(c["machine"] and c["teachers_seconds_this_call"] >= 0 for c in calls)
+
+
+def test_a_results_folder_without_one_student_is_one_message(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected one student run, found 0"):
+        distilled_runs(tmp_path)
 
 
 def test_distil_needs_one_teacher_run(tmp_path: Path) -> None:
@@ -66,13 +78,13 @@ def test_distil_refuses_the_student_on_unfinished_teachers(
 def test_distil_all_figures_trains_a_final_student_at_the_fold_students_threshold(
     separable_root: Path, tmp_path: Path
 ) -> None:
-    grid = tiny_grid(folds=[0, 1, 2, 3, 4], runs=[{"model": "resnet10t", "modes": ["e2e"]}],
-                     eval_sets=["amibr/test"])  # fmt: skip
+    grid = _one_run_grid()
     out = tmp_path / "distil"
     plan = plan_distil(grid, out, teacher_weight=0.5, fold=2, all_figures=True)
     assert plan.final_run is not None
     _, _, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
     assert final is not None and final.trained_folds == [0]
+    assert distilled_runs(out) == (plan.student_run, plan.final_run)
     fold_done = json.loads((plan.student_run / "fold_2" / "done.json").read_text())
     final_done = json.loads((plan.final_run / "fold_0" / "done.json").read_text())
     # every training figure, nothing held out; the threshold is the one fold 2's validation chose

@@ -90,6 +90,19 @@ def plan_distil(
     )
 
 
+def distilled_runs(results_dir: Path) -> tuple[Path, Path | None]:
+    """(the fold student's run, the final student's or None) of a `mitobench distil` results
+    folder: what the shipping and model-card scripts read."""
+    students = sorted(p.parent for p in (results_dir / STUDENT_DIR).glob("*/run.json"))
+    if len(students) != 1:
+        raise ConfigError(
+            f"{results_dir / STUDENT_DIR}: expected one student run, found {len(students)}",
+            "pass the results folder of one `mitobench distil`",
+        )
+    finals = sorted(p.parent for p in (results_dir / FINAL_DIR).glob("*/run.json"))
+    return students[0], finals[0] if finals else None
+
+
 def final_spec(student: RunSpec, threshold: float) -> RunSpec:
     """The student's recipe on every training figure, at the threshold its fold chose."""
     values = student.model_dump()
@@ -137,8 +150,9 @@ def distil(
     }
     (k,) = plan.student.folds
     final = None
-    if plan.final_run is not None and RunDir(plan.student_run).fold(k).is_done():
-        threshold = float(RunDir(plan.student_run).fold(k).read_done()["threshold"])
+    fold = RunDir(plan.student_run).fold(k)
+    if plan.final_run is not None and fold.is_done():
+        threshold = float(fold.read_done()["threshold"])
         started = time.perf_counter()
         final = train_run(
             final_spec(plan.student, threshold), plan.final_run, data_root, progress, **(job_overrides or {})
