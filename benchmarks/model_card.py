@@ -35,12 +35,11 @@ from mitobench.runs.rundir import RunDir, set_key
 
 SHOWN = ("balanced_accuracy", "auroc", "ece")
 STUDENT = "student (shipped)"
-FOLD_STUDENT = "fold student (chose the threshold)"
+FOLD_STUDENT = "fold-0 student (80 % of the figures)"
 
 
-def student_frames(run: RunDir, label: str = STUDENT) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A student's predictions and scores in the results store's layout, under `label`."""
-    (k,) = run.finished_folds()
+def student_frames(run: RunDir, label: str = STUDENT, k: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A student's fold `k` predictions and scores in the results store's layout, under `label`."""
     fold = run.fold(k)
     spec = run.read_record()["spec"]
     keys = {"model": spec["model"], "mode": spec["mode"], "preset": label, "train_data": spec["train_data"]}
@@ -57,6 +56,13 @@ def student_frames(run: RunDir, label: str = STUDENT) -> tuple[pd.DataFrame, pd.
         for name, value in variants["fold"].items()
     ]
     return pd.concat(preds, ignore_index=True), pd.DataFrame(metrics)
+
+
+def held_out(run: RunDir, folds: list[int]) -> pd.DataFrame:
+    """The fold students' validation predictions, pooled (each figure once, from the model that
+    held it out)."""
+    files = [f for k in folds for f in run.fold(k).prediction_files() if set_key(f).endswith("/val")]
+    return pd.concat([pd.read_csv(f, usecols=["label", "prob"]) for f in files], ignore_index=True)
 
 
 def _with_ci(labels, probs, thresholds, groups, n_boot: int) -> dict[str, Any]:
@@ -90,17 +96,18 @@ def main() -> None:
     fold_run, final_run = distilled_runs(args.results)
     store = ResultsStore(args.results)
     # the shipped model (the final student where there is one) and, beside a final student, the
-    # fold student that held one fold out and chose its threshold
+    # fold-0 student: the same recipe on 80 % of the figures
+    folds = RunDir(fold_run).finished_folds()
     runs = {STUDENT: final_run or fold_run, **({FOLD_STUDENT: fold_run} if final_run else {})}
-    students = {label: student_frames(RunDir(run), label) for label, run in runs.items()}
-    v_preds = students[FOLD_STUDENT if final_run else STUDENT][0]
+    students = {label: student_frames(RunDir(run), label, folds[0]) for label, run in runs.items()}
     preds = pd.concat([store.predictions(), *(p for p, _ in students.values())], ignore_index=True)
     metrics = pd.concat([store.metrics(), *(m for _, m in students.values())], ignore_index=True)
     figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
-    val = v_preds[v_preds["dataset"].str.endswith("/val")]  # held-out predictions of the recipe
+    val = held_out(RunDir(fold_run), folds)  # the recipe's out-of-fold predictions, never a test set
     temperature = fit_temperature(val["label"].to_numpy(), val["prob"].to_numpy())
     figures["student_temperature"] = {
-        "fitted_on": [f"{d} (the fold student's held-out predictions)" for d in val["dataset"].unique()],
+        "fitted_on": [f"the fold students' validation predictions, folds {', '.join(map(str, folds))}"],
+        "n": len(val),
         "value": temperature,
     }
     shipped_preds = students[STUDENT][0]

@@ -60,8 +60,9 @@ def main() -> None:
     student = final_run or fold_run
     record = RunDir(student).read_record()
     fold_student = RunDir(fold_run)
-    (k,) = fold_student.finished_folds()
-    done = fold_student.fold(k).read_done()
+    folds = fold_student.finished_folds()
+    dones = [fold_student.fold(k).read_done() for k in folds]
+    threshold = record["train_config"]["fixed_threshold"] if final_run is not None else dones[0]["threshold"]
     teacher = record.get("teacher")
     if teacher:  # the maintainer's absolute path says nothing to a user: as the recipe names it
         teacher = {**teacher, "run": os.path.relpath(teacher["run"])}
@@ -75,11 +76,15 @@ def main() -> None:
         "train_config": record["train_config"],
         "teacher": teacher,
         "validation": {
-            "fold": k,
-            "auroc": done["best_val_score"],
-            "threshold": done["threshold"],
-            "what": "the same recipe trained on the other folds' figures and scored on this fold; "
-            "a model trained on every figure uses the threshold it chose",
+            "folds": folds,
+            "auroc": [d["best_val_score"] for d in dones],
+            "threshold": threshold,
+            "what": "the same recipe trained on the other folds' figures and scored on each fold"
+            + (
+                "; the model trained on every figure uses the threshold best on their predictions pooled"
+                if final_run is not None
+                else ""
+            ),
         },
         "data": {"dataset": "AMi-Br (training split)", "files": len(files), "sha256": sha256_files(files)},
         "licence": "weights: MIT, as mitobench; trained on AMi-Br (MIT, DeepMicroscopy)",

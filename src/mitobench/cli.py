@@ -368,11 +368,7 @@ def models_info(
         }.items():
             out_console.print(f"{key}: {value}", markup=False)
         if val := made.get("validation"):
-            out_console.print(
-                f"validation: fold {val['fold']} AUROC {val['auroc']:.4f}, threshold {val['threshold']:.3f} "
-                f"({val['what']})",
-                markup=False,
-            )
+            out_console.print(_validation_line(val), markup=False)
         out_console.print("(how it was made, in full: --json)", markup=False)
     for dataset, f in figures.items():
         ens = f["ensemble"] or f["fold_mean"]
@@ -424,6 +420,18 @@ def _check_out_file(out: Path, overwrite: bool, example: str) -> None:
     require_folder(out.parent, "the folder of --out", f"pass a path in a writable folder: --out {example}")
     if out.is_file() and not overwrite:
         raise ConfigError(f"--out {out} exists", "pass --overwrite to replace it, or choose another --out")
+
+
+def _validation_line(val: dict[str, Any]) -> str:
+    """A shipped model's validation: each fold student's AUROC and the threshold they chose."""
+    folds = val.get("folds", [val.get("fold")])
+    aurocs = val["auroc"] if isinstance(val["auroc"], list) else [val["auroc"]]
+    each = ", ".join(f"{a:.4f}" for a in aurocs)
+    mean = f" (mean {sum(aurocs) / len(aurocs):.4f})" if len(aurocs) > 1 else ""
+    return (
+        f"validation: fold{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))} AUROC {each}{mean}, "
+        f"threshold {val['threshold']:.3f} ({val['what']})"
+    )
 
 
 def _parse_folds(text: str) -> list[int]:
@@ -839,12 +847,15 @@ def distil_cmd(
         float,
         typer.Option(min=0.0, max=1.0, help="Target = w x teacher probability + (1 - w) x usual target."),
     ] = 0.5,
-    fold: Annotated[int, typer.Option(min=0, max=4, help="The paper fold the student validates on.")] = 0,
+    folds: Annotated[
+        str,
+        typer.Option(help="The paper folds a student validates on, one per fold, e.g. 0 or 0,1,2,3,4."),
+    ] = "0",
     all_figures: Annotated[
         bool,
         typer.Option(
-            help="Then train the same student on every training figure, at the threshold the "
-            "fold student chose on its validation fold (the model to ship)."
+            help="Then train the same student on every training figure, at the threshold that is "
+            "best on the fold students' validation predictions pooled (the model to ship)."
         ),
     ] = False,
     student_preset: Annotated[
@@ -863,8 +874,8 @@ def distil_cmd(
     results_dir = results or Path("results") / f"distil-{grid.name}"
     require_folder(results_dir, "the results folder (--results)", "pass a writable folder: --results DIR")
     plan = plan_distil(
-        grid, results_dir, student_model, teacher_weight, fold, student_preset=student_preset,
-        all_figures=all_figures,
+        grid, results_dir, student_model, teacher_weight, tuple(_parse_folds(folds)),
+        student_preset=student_preset, all_figures=all_figures,
     )  # fmt: skip
     root = _root(data_root, fetch=True)
     with progress_for() as progress:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mitobench.benchmark.distil import distil, distilled_runs, plan_distil
+from mitobench.benchmark.distil import distil, distilled_runs, plan_distil, pooled_threshold
 from mitobench.benchmark.grid import GridConfig
 from mitobench.benchmark.store import ResultsStore
 from mitobench.errors import ConfigError
@@ -26,7 +26,7 @@ def test_distil_trains_the_teachers_then_the_student_and_resumes(
 ) -> None:
     grid = _one_run_grid()
     out = tmp_path / "distil"
-    plan = plan_distil(grid, out, teacher_weight=0.5, fold=1)
+    plan = plan_distil(grid, out, teacher_weight=0.5, folds=(1,))
     teachers, student, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
     assert final is None and plan.final_run is None
     assert distilled_runs(out) == (plan.student_run, None)
@@ -47,6 +47,11 @@ def test_distil_trains_the_teachers_then_the_student_and_resumes(
     assert [c["teachers_trained_this_call"] for c in calls] == [5, 0]
     assert [c["student_folds_trained_this_call"] for c in calls] == [[1], []]
     assert all(c["machine"] and c["teachers_seconds_this_call"] >= 0 for c in calls)
+    # one fold: the final student's threshold would be the one that fold chose
+    done = json.loads((plan.student_run / "fold_1" / "done.json").read_text())
+    assert pooled_threshold(plan.student_run, [1]) == pytest.approx(done["threshold"], abs=1e-6)
+    with pytest.raises(ConfigError, match="fold 2 holds 0 validation prediction files"):
+        pooled_threshold(plan.student_run, [1, 2])
 
 
 def test_a_results_folder_without_one_student_is_one_message(tmp_path: Path) -> None:
@@ -75,22 +80,37 @@ def test_distil_refuses_the_student_on_unfinished_teachers(
     assert not plan.student_run.exists()
 
 
-def test_distil_all_figures_trains_a_final_student_at_the_fold_students_threshold(
+def _pooled_best_threshold(files: list[Path]) -> float:
+    """Brute force with scikit-learn over every predicted probability and 0.5: the best balanced
+    accuracy, ties going to the threshold nearest 0.5 (the rule `best_threshold` documents)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    pooled = pd.concat([pd.read_csv(f) for f in files])
+    labels, probs = pooled["label"], pooled["prob"]
+    scores = {t: balanced_accuracy_score(labels, probs >= t) for t in [*probs, 0.5]}
+    best = max(scores.values())
+    return float(min((t for t, v in scores.items() if v >= best - 1e-12), key=lambda t: abs(t - 0.5)))
+
+
+def test_distil_all_figures_trains_a_final_student_at_the_fold_students_pooled_threshold(
     separable_root: Path, tmp_path: Path
 ) -> None:
     grid = _one_run_grid()
     out = tmp_path / "distil"
-    plan = plan_distil(grid, out, teacher_weight=0.5, fold=2, all_figures=True)
-    assert plan.final_run is not None
-    _, _, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
-    assert final is not None and final.trained_folds == [0]
+    plan = plan_distil(grid, out, teacher_weight=0.5, folds=(2, 3), all_figures=True)
+    assert plan.final_run is not None and plan.student.folds == [2, 3]
+    _, student, final = distil(plan, out, separable_root, job_overrides={"pretrained": False})
+    assert student.trained_folds == [2, 3] and final is not None and final.trained_folds == [0]
     assert distilled_runs(out) == (plan.student_run, plan.final_run)
     fold_done = json.loads((plan.student_run / "fold_2" / "done.json").read_text())
     final_done = json.loads((plan.final_run / "fold_0" / "done.json").read_text())
-    # every training figure, nothing held out; the threshold is the one fold 2's validation chose
+    # every training figure, nothing held out; the threshold is the best on folds 2 and 3 pooled
     assert final_done["val_figures"] == 0 and fold_done["val_figures"] > 0
     assert final_done["train_figures"] == fold_done["train_figures"] + fold_done["val_figures"]
-    assert final_done["threshold"] == fold_done["threshold"]
+    pooled = _pooled_best_threshold(
+        [plan.student_run / f"fold_{k}" / "predictions" / "amibr__val.csv" for k in (2, 3)]
+    )
+    assert final_done["threshold"] == pytest.approx(pooled, abs=1e-6)
     assert final_done["best_val_score"] is None and final_done["best_epoch"] == final_done["epochs_run"]
     record = json.loads((plan.final_run / "run.json").read_text())
     assert record["spec"]["all_figures"] is True
@@ -106,7 +126,7 @@ def test_distil_all_figures_trains_a_final_student_at_the_fold_students_threshol
 
     export_run(plan.final_run, tmp_path / "final.safetensors")
     bundle = from_bundle(tmp_path / "final.safetensors")
-    assert bundle.threshold == pytest.approx(fold_done["threshold"])
+    assert bundle.threshold == pytest.approx(pooled, abs=1e-6)
     test = load("amibr/test", separable_root)
     run_probs = pd.read_csv(plan.final_run / "fold_0" / "predictions" / "amibr__test.csv", dtype={"id": str})
     probs = bundle.ensemble_probs(ImageCache().load(test))
@@ -116,4 +136,5 @@ def test_distil_all_figures_trains_a_final_student_at_the_fold_students_threshol
     assert again[2] is not None and again[2].trained_folds == []
     calls = json.loads((plan.student_run.parent / "distil.json").read_text())["calls"]
     assert [c["final_trained_this_call"] for c in calls] == [True, False]
-    assert calls[0]["final_threshold"] == fold_done["threshold"]
+    assert calls[0]["final_threshold"] == pytest.approx(pooled, abs=1e-6)
+    assert calls[0]["final_threshold_from"].endswith("folds 2, 3 pooled")

@@ -29,7 +29,7 @@ def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "recipe": "a test run",
         "data": {"dataset": "AMi-Br (training split)", "files": 3, "sha256": "ab" * 32},
         "stages": [{"machine": "a test CPU"}],
-        "validation": {"fold": 0, "auroc": 0.9123, "threshold": 0.41, "what": "a test fold"},
+        "validation": {"folds": [0, 1], "auroc": [0.9123, 0.9001], "threshold": 0.41, "what": "test folds"},
         "teacher": {"run": "results/x/runs/teachers", "sha256": "cd" * 32},
     }
     ship_run(trained_run, DEFAULT_MODEL, made, folder)
@@ -177,7 +177,7 @@ def test_models_info_of_the_shipped_model_says_how_it_was_made(as_shipped, train
     code, text, err = cli("models", "info", DEFAULT_MODEL)
     assert code == 0, err
     assert "recipe: a test run" in text and "a test CPU" in text and "ab" * 32 in text
-    assert "validation: fold 0 AUROC 0.9123, threshold 0.410 (a test fold)" in text
+    assert "validation: folds 0, 1 AUROC 0.9123, 0.9001 (mean 0.9062), threshold 0.410 (test folds)" in text
     assert f"AUROC {summary['ensemble']['auroc']:.4f}" in text
 
 

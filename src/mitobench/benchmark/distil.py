@@ -2,12 +2,13 @@
 
 Resumable stages in one results folder: the teachers are a grid (a packaged config such as
 `cpu-best`, one model and mode over the five paper folds) run exactly as `mitobench run` runs it,
-into the results store; the student is one run under `<results>/student/`, trained on one fold's
-training part with `teacher` pointing at the teachers' run and validated on that fold. With
-`all_figures`, a final student then trains the same recipe on every training figure, under
-`<results>/final/`: nothing is held out, so it runs the recipe's epochs and takes the threshold the
-fold student chose on its validation fold (out-of-fold predictions, never a test set). A second
-call skips what is finished. The wall-clock time of each stage and the machine are written to
+into the results store; the student is one run under `<results>/student/`, trained on the training
+part of each of its folds (one or more) with `teacher` pointing at the teachers' run and validated
+on that fold. With `all_figures`, a final student then trains the same recipe on every training
+figure, under `<results>/final/`: nothing is held out, so it runs the recipe's epochs and takes the
+threshold that maximises balanced accuracy on the fold students' validation predictions, pooled
+(out-of-fold predictions, never a test set; with one fold, that fold's own choice). A second call
+skips what is finished. The wall-clock time of each stage and the machine are written to
 `<results>/student/distil.json`.
 """
 
@@ -19,14 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mitobench import machine
 from mitobench.benchmark.grid import GridConfig
 from mitobench.benchmark.jobs import run_dir_for
 from mitobench.benchmark.runner import GridResult, run_grid
 from mitobench.errors import ConfigError
+from mitobench.metrics.binary import best_threshold
 from mitobench.paths import atomic_write_text
 from mitobench.progress import Progress
-from mitobench.runs.rundir import RunDir, run_name
+from mitobench.runs.rundir import RunDir, run_name, set_key
 from mitobench.runs.spec import RunSpec, parse_spec
 from mitobench.train.run import RunResult, train_run
 
@@ -51,7 +55,7 @@ def plan_distil(
     results_dir: Path,
     student_model: str | None = None,
     teacher_weight: float = 0.5,
-    fold: int = 0,
+    folds: tuple[int, ...] = (0,),
     student_train: dict[str, Any] | None = None,
     student_preset: str | None = None,
     all_figures: bool = False,
@@ -59,7 +63,8 @@ def plan_distil(
     """Check the grid makes one teacher run, and lay out the student (the teachers' model unless
     `student_model`), trained on fold `fold`'s training part with the teachers' recipe (or
     `student_preset`'s: a cheap teacher recipe can feed a student at a costlier one); with
-    `all_figures`, then a final student on every training figure."""
+    `all_figures`, then a final student on every training figure. The student is validated on
+    each of `folds`; more folds give the final student's threshold more out-of-fold predictions."""
     specs = teachers.run_specs()
     if len(specs) != 1:
         raise ConfigError(
@@ -73,7 +78,7 @@ def plan_distil(
             "mode": "e2e",
             "preset": student_preset or teacher.preset,
             "train_data": teacher.train_data,
-            "folds": [fold],
+            "folds": sorted(set(folds)),
             "eval_sets": teacher.eval_sets,
             "train": {
                 **teacher.train,
@@ -103,8 +108,25 @@ def distilled_runs(results_dir: Path) -> tuple[Path, Path | None]:
     return students[0], finals[0] if finals else None
 
 
+def pooled_threshold(run: Path, folds: list[int]) -> float:
+    """The threshold that maximises balanced accuracy on the validation predictions of `folds`
+    pooled: one threshold for a model trained on all of them, from figures each fold model held
+    out. With one fold it is the threshold that fold chose."""
+    frames = []
+    for k in folds:
+        files = [f for f in RunDir(run).fold(k).prediction_files() if set_key(f).endswith("/val")]
+        if len(files) != 1:
+            raise ConfigError(
+                f"{run}: fold {k} holds {len(files)} validation prediction files, not one",
+                "rerun the same command to finish the student's folds",
+            )
+        frames.append(pd.read_csv(files[0], usecols=["label", "prob"]))
+    pooled = pd.concat(frames)
+    return best_threshold(pooled["label"].to_numpy(), pooled["prob"].to_numpy())
+
+
 def final_spec(student: RunSpec, threshold: float) -> RunSpec:
-    """The student's recipe on every training figure, at the threshold its fold chose."""
+    """The student's recipe on every training figure, at the threshold its folds chose."""
     values = student.model_dump()
     values["train"] = {
         **values["train"],
@@ -148,11 +170,10 @@ def distil(
         "student_folds_trained_this_call": student.trained_folds,
         "machine": machine.label(),
     }
-    (k,) = plan.student.folds
+    folds = plan.student.folds
     final = None
-    fold = RunDir(plan.student_run).fold(k)
-    if plan.final_run is not None and fold.is_done():
-        threshold = float(fold.read_done()["threshold"])
+    if plan.final_run is not None and all(RunDir(plan.student_run).fold(k).is_done() for k in folds):
+        threshold = pooled_threshold(plan.student_run, folds)
         started = time.perf_counter()
         final = train_run(
             final_spec(plan.student, threshold), plan.final_run, data_root, progress, **(job_overrides or {})
@@ -160,7 +181,8 @@ def distil(
         record |= {
             "final_run": str(plan.final_run),
             "final_threshold": threshold,
-            "final_threshold_from": f"fold {k} validation (the student's held-out predictions)",
+            "final_threshold_from": "best balanced accuracy on the students' validation predictions, "
+            f"folds {', '.join(map(str, folds))} pooled",
             "final_seconds_this_call": round(time.perf_counter() - started, 1),
             "final_trained_this_call": bool(final.trained_folds),
         }
