@@ -61,3 +61,13 @@ def test_a_negative_bootstrap_count_is_refused(cli, tmp_path: Path, command: str
     extra = [tmp_path] if command == "report" else ["--results", tmp_path]
     code, _, err = cli(command, *extra, "--bootstrap", "-5")
     assert code == 2 and "--bootstrap" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("folds", "needle"), [("0,7", "fold 7 does not exist"), ("a", "is not a list of fold numbers")]
+)
+def test_distil_refuses_bad_student_folds(cli, tmp_path: Path, folds: str, needle: str) -> None:
+    code, _, err = cli("distil", "--teachers", "cpu-teachers", "--folds", folds,
+                       "--results", tmp_path / "out", "--data-root", tmp_path)  # fmt: skip
+    assert code == 2 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "runs").exists()
