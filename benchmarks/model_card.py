@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mitobench.benchmark.distil import distilled_runs
+from mitobench.benchmark.distil import distilled_runs, pooled_validation
 from mitobench.benchmark.store import ResultsStore
 from mitobench.data.dataset import vote_columns
 from mitobench.data.registry import load
@@ -56,13 +56,6 @@ def student_frames(run: RunDir, label: str = STUDENT, k: int = 0) -> tuple[pd.Da
         for name, value in variants["fold"].items()
     ]
     return pd.concat(preds, ignore_index=True), pd.DataFrame(metrics)
-
-
-def held_out(run: RunDir, folds: list[int]) -> pd.DataFrame:
-    """The fold students' validation predictions, pooled (each figure once, from the model that
-    held it out)."""
-    files = [f for k in folds for f in run.fold(k).prediction_files() if set_key(f).endswith("/val")]
-    return pd.concat([pd.read_csv(f, usecols=["label", "prob"]) for f in files], ignore_index=True)
 
 
 def _with_ci(labels, probs, thresholds, groups, n_boot: int) -> dict[str, Any]:
@@ -103,7 +96,7 @@ def main() -> None:
     preds = pd.concat([store.predictions(), *(p for p, _ in students.values())], ignore_index=True)
     metrics = pd.concat([store.metrics(), *(m for _, m in students.values())], ignore_index=True)
     figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
-    val = held_out(RunDir(fold_run), folds)  # the recipe's out-of-fold predictions, never a test set
+    val = pooled_validation(fold_run, folds)  # the recipe's out-of-fold predictions, never a test set
     temperature = fit_temperature(val["label"].to_numpy(), val["prob"].to_numpy())
     figures["student_temperature"] = {
         "fitted_on": [f"the fold students' validation predictions, folds {', '.join(map(str, folds))}"],

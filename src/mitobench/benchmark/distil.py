@@ -61,7 +61,7 @@ def plan_distil(
     all_figures: bool = False,
 ) -> DistilPlan:
     """Check the grid makes one teacher run, and lay out the student (the teachers' model unless
-    `student_model`), trained on fold `fold`'s training part with the teachers' recipe (or
+    `student_model`), trained on each fold's training part with the teachers' recipe (or
     `student_preset`'s: a cheap teacher recipe can feed a student at a costlier one); with
     `all_figures`, then a final student on every training figure. The student is validated on
     each of `folds`; more folds give the final student's threshold more out-of-fold predictions."""
@@ -108,10 +108,9 @@ def distilled_runs(results_dir: Path) -> tuple[Path, Path | None]:
     return students[0], finals[0] if finals else None
 
 
-def pooled_threshold(run: Path, folds: list[int]) -> float:
-    """The threshold that maximises balanced accuracy on the validation predictions of `folds`
-    pooled: one threshold for a model trained on all of them, from figures each fold model held
-    out. With one fold it is the threshold that fold chose."""
+def pooled_validation(run: Path, folds: list[int]) -> pd.DataFrame:
+    """The validation predictions (label, prob) of `folds`, pooled: each training figure once,
+    from the fold model that held it out."""
     frames = []
     for k in folds:
         files = [f for f in RunDir(run).fold(k).prediction_files() if set_key(f).endswith("/val")]
@@ -121,7 +120,14 @@ def pooled_threshold(run: Path, folds: list[int]) -> float:
                 "rerun the same command to finish the student's folds",
             )
         frames.append(pd.read_csv(files[0], usecols=["label", "prob"]))
-    pooled = pd.concat(frames)
+    return pd.concat(frames, ignore_index=True)
+
+
+def pooled_threshold(run: Path, folds: list[int]) -> float:
+    """The threshold that maximises balanced accuracy on the validation predictions of `folds`
+    pooled: one threshold for a model trained on all of them. With one fold it is the threshold
+    that fold chose."""
+    pooled = pooled_validation(run, folds)
     return best_threshold(pooled["label"].to_numpy(), pooled["prob"].to_numpy())
 
 
