@@ -3,9 +3,10 @@
 Per test set: the student's balanced accuracy, AUROC and ECE with bootstrap 95 % CIs (whole
 slides resampled where the set has slides), the teachers' fold mean ± SD (ddof 1) and their fold
 ensemble beside it, the scores by expert agreement (`evaluate/label_noise.py`), and a reliability
-diagram of both. Everything is read from the runs' stored test predictions: nothing is retrained
-or re-chosen. Writes OUT/figures.json, OUT/tables.md (the card's tables) and
-OUT/reliability_<set>.png.
+diagram of both; on the fold students' validation predictions only, what the final student's
+threshold rule costs against each fold's own best threshold (`evaluate/thresholds.py`). Everything
+is read from the runs' stored predictions: nothing is retrained or re-chosen. Writes
+OUT/figures.json, OUT/tables.md (the card's tables) and OUT/reliability_<set>.png.
 
 Usage: python benchmarks/model_card.py results/amibr-lite0 --data-root ../shared/data --out docs/model-card
 """
@@ -25,6 +26,7 @@ from mitobench.benchmark.store import ResultsStore
 from mitobench.data.dataset import vote_columns
 from mitobench.data.registry import load
 from mitobench.evaluate.label_noise import noise_analysis
+from mitobench.evaluate.thresholds import RULES, threshold_transfer
 from mitobench.inference.shipped import ShippedModel, shipped_dir
 from mitobench.metrics.binary import compute
 from mitobench.metrics.bootstrap import bootstrap_ci
@@ -103,6 +105,13 @@ def main() -> None:
         "n": len(val),
         "value": temperature,
     }
+    if len(folds) > 1:  # what the final student's threshold rule costs, out of sample, on validation
+        per_fold = {k: pooled_validation(fold_run, [k]) for k in folds}
+        table = threshold_transfer(per_fold)
+        figures["threshold_transfer"] = {
+            "per_fold": table.to_dict(orient="records"),
+            "mean_balanced_accuracy": table.groupby("rule")["balanced_accuracy"].mean().to_dict(),
+        }
     shipped_preds = students[STUDENT][0]
     for dataset in sorted(d for d in shipped_preds["dataset"].unique() if not d.endswith("/val")):
         data = load(dataset, args.data_root)
@@ -188,6 +197,17 @@ def markdown(figures: dict[str, Any]) -> str:
     t = figures.get("student_temperature")
     if t:
         lines.append(f"\nTemperature {t['value']:.3f}, fitted on {', '.join(t['fitted_on'])} only.")
+    transfer = figures.get("threshold_transfer")
+    if transfer:  # validation only: each fold held out, the rule applied from the others
+        rows = pd.DataFrame(transfer["per_fold"])
+        lines += ["", "| held-out fold | " + " | ".join(RULES) + " |", "|---:|" + "---:|" * len(RULES)]
+        for k, fold in rows.groupby("fold"):
+            by = fold.set_index("rule")
+            ba, thr = by["balanced_accuracy"], by["threshold"]
+            cells = " | ".join(f"{ba[r]:.4f} ({thr[r]:.3f})" for r in RULES)
+            lines.append(f"| {k} | {cells} |")
+        means = transfer["mean_balanced_accuracy"]
+        lines.append("| mean | " + " | ".join(f"**{means[r]:.4f}**" for r in RULES) + " |")
     lines += [
         "",
         "| test set | experts agreeing | figures (atypical) | model | balanced accuracy [95 % CI] "

@@ -1,0 +1,43 @@
+"""How well a threshold rule carries to figures it was not chosen on, measured across folds.
+
+A model trained on every figure has no held-out data of its own, so its threshold must come from
+other models' out-of-fold predictions. Holding out each fold in turn and choosing the threshold on
+the others, by each rule, then scoring it on the held-out fold, says what a rule costs against the
+fold's own best threshold (which is optimistic: chosen on the figures it is scored on) — on
+validation predictions only, never a test set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mitobench.metrics.binary import balanced_accuracy, best_threshold
+
+RULES = ("own", "pooled_others", "mean_of_others", "default")
+"""own: the held-out fold's best (optimistic); pooled_others: best on the other folds' predictions
+pooled (`mitobench distil`'s rule for its final student); mean_of_others: the mean of the other
+folds' own thresholds; default: 0.5."""
+
+
+def threshold_transfer(folds: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """One row per held-out fold and rule: the threshold and the held-out fold's balanced accuracy
+    at it. `folds` maps each fold to its validation predictions (columns label, prob)."""
+    if len(folds) < 2:
+        raise ValueError("threshold transfer needs the validation predictions of two folds or more")
+    own = {k: best_threshold(f["label"].to_numpy(), f["prob"].to_numpy()) for k, f in folds.items()}
+    rows = []
+    for k, held_out in folds.items():
+        others = pd.concat([f for j, f in folds.items() if j != k], ignore_index=True)
+        thresholds = {
+            "own": own[k],
+            "pooled_others": best_threshold(others["label"].to_numpy(), others["prob"].to_numpy()),
+            "mean_of_others": float(np.mean([t for j, t in own.items() if j != k])),
+            "default": 0.5,
+        }
+        labels, probs = held_out["label"].to_numpy(), held_out["prob"].to_numpy()
+        for rule in RULES:
+            t = thresholds[rule]
+            rows.append({"fold": k, "rule": rule, "threshold": t,
+                         "balanced_accuracy": balanced_accuracy(labels, probs >= t)})  # fmt: skip
+    return pd.DataFrame(rows)
