@@ -98,7 +98,9 @@ def main() -> None:
     preds = pd.concat([store.predictions(), *(p for p, _ in students.values())], ignore_index=True)
     metrics = pd.concat([store.metrics(), *(m for _, m in students.values())], ignore_index=True)
     figures: dict[str, Any] = {"bootstrap": args.bootstrap, "sets": {}}
-    val = pooled_validation(fold_run, folds)  # the recipe's out-of-fold predictions, never a test set
+    # the recipe's out-of-fold predictions, never a test set: read once, per fold and pooled
+    per_fold = {k: pooled_validation(fold_run, [k]) for k in folds}
+    val = pd.concat(per_fold.values(), ignore_index=True)
     temperature = fit_temperature(val["label"].to_numpy(), val["prob"].to_numpy())
     figures["student_temperature"] = {
         "fitted_on": [f"the fold students' validation predictions, folds {', '.join(map(str, folds))}"],
@@ -106,7 +108,6 @@ def main() -> None:
         "value": temperature,
     }
     if len(folds) > 1:  # what the final student's threshold rule costs, out of sample, on validation
-        per_fold = {k: pooled_validation(fold_run, [k]) for k in folds}
         table = threshold_transfer(per_fold)
         figures["threshold_transfer"] = {
             "per_fold": table.to_dict(orient="records"),
