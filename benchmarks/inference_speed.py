@@ -156,9 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-folds", type=int, help="time only the first N fold models (1: one model)")
     p.add_argument("--out", type=Path, help="write the figures as JSON")
     args = p.parse_args(argv)
+    from mitobench.allocator import configure_allocator
     from mitobench.machine import configure_threads
 
     configure_threads()
+    configure_allocator()  # as the command line does; $MITOBENCH_MALLOC=system for glibc's defaults
     with tempfile.TemporaryDirectory() as tmp:
         run, limit = args.run, None
         if args.quick:
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             p.error("--run is required (or --quick)")
         repeat = 1 if args.quick else args.repeat
         result = measure(run, args.data_root, repeat, limit, args.quick, args.max_folds)
-    print(f"measured on {result['machine']['label']}")
+    print(f"measured on {result['machine']['label']}; malloc: {result['machine']['malloc']}")
     for precision in ("fp32", "bf16"):
         r = result[precision]
         print(

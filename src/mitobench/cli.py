@@ -127,9 +127,11 @@ def _main(
     if version:
         out_console.print(f"mitobench {__version__}")
         raise typer.Exit()
+    from mitobench.allocator import configure_allocator
     from mitobench.machine import configure_threads
 
     configure_threads(threads)
+    configure_allocator()
 
 
 @app.command("doctor")
@@ -145,6 +147,7 @@ def doctor_cmd(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
     m = facts["machine"]
     out_console.print(f"[bold]processor[/]: {escape(facts['label'])}")
     out_console.print(f"  {escape(m['cpu']['bf16_via'])}; {m['threads']} intra-op threads")
+    out_console.print(f"  malloc: {escape(m['malloc'])}")
     for g in m["gpus"]:
         out_console.print(
             f"[bold]GPU[/]: {escape(g['name'])}, compute capability "

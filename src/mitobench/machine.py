@@ -221,6 +221,7 @@ def describe() -> dict[str, Any]:
     import timm
 
     from mitobench import __version__
+    from mitobench.allocator import allocator_state
 
     c = cpu()
     return {
@@ -228,6 +229,7 @@ def describe() -> dict[str, Any]:
         "cpu_label": c.label,
         "gpus": [asdict(g) for g in gpus()],
         "threads": torch.get_num_threads(),
+        "malloc": allocator_state(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda or "",
         "timm": timm.__version__,

@@ -42,3 +42,17 @@ def test_threads_option_sets_torch_threads(cli) -> None:
         assert code == 2 and "--threads" in err
     finally:
         torch.set_num_threads(before)
+
+
+def test_doctor_names_the_malloc_settings_and_the_environment_can_turn_them_off(cli, monkeypatch) -> None:
+    from tests.test_allocator import GLIBC
+
+    code, out, _ = cli("doctor", "--json")
+    assert code == 0
+    assert json.loads(out)["machine"]["malloc"].startswith("glibc, tuned" if GLIBC else "left alone")
+    monkeypatch.setenv("MITOBENCH_MALLOC", "system")
+    code, out, _ = cli("doctor", "--json")
+    assert code == 0
+    assert json.loads(out)["machine"]["malloc"].startswith("glibc defaults" if GLIBC else "left alone")
+    monkeypatch.delenv("MITOBENCH_MALLOC")
+    assert cli("doctor", "--json")[0] == 0  # leave the process tuned, as the command line does

@@ -299,6 +299,13 @@ def test_threads_from_the_option_or_the_environment_are_range_checked(
     _one_error(err, "MITOBENCH_THREADS", "from 1 to 1024")
 
 
+def test_an_unknown_malloc_mode_is_one_message(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MITOBENCH_MALLOC", "[red]jemalloc")
+    code, _, err = cli("models", "list")
+    assert code == 2, err
+    _one_error(err, "MITOBENCH_MALLOC", "'[red]jemalloc'", "tuned, system")
+
+
 def test_a_grid_with_non_finite_resources_is_refused(tmp_path: Path, cli) -> None:
     grid = tmp_path / "g.yaml"
     grid.write_text("runs:\n  - model: resnet10t\nresources:\n  num_cpus: .nan\n")

@@ -37,6 +37,15 @@ def map_inprocess(jobs: list[Job], ctx: JobContext, progress: Progress | None = 
     return [run_job(job, ctx.results_dir, ctx.data_root, progress, ctx.overrides) for job in jobs]
 
 
+def _run_job_on_worker(*args: Any) -> Outcome:
+    """`run_job` in a Ray worker, which never passes through the command line's set-up."""
+    from mitobench.allocator import configure_allocator
+    from mitobench.benchmark.jobs import run_job
+
+    configure_allocator()
+    return run_job(*args)
+
+
 def map_ray(jobs: list[Job], ctx: JobContext, address: str | None = None) -> list[Outcome]:
     """One Ray task per job with the grid's CPU/GPU needs; every worker writes the same store."""
     try:
@@ -48,9 +57,7 @@ def map_ray(jobs: list[Job], ctx: JobContext, address: str | None = None) -> lis
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     try:
         need = {"num_cpus": ctx.resources.get("num_cpus", 1), "num_gpus": ctx.resources.get("num_gpus", 0)}
-        from mitobench.benchmark.jobs import run_job
-
-        task = ray.remote(**need)(run_job)  # type: ignore[call-overload]
+        task = ray.remote(**need)(_run_job_on_worker)  # type: ignore[call-overload]
         root, data = ctx.results_dir.resolve(), ctx.data_root.resolve()
         return list(ray.get([task.remote(job, root, data, None, ctx.overrides) for job in jobs]))
     finally:
