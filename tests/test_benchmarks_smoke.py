@@ -111,3 +111,29 @@ def _check_perf(perf: dict, native: bool) -> None:
     assert min(speed[f"{k}_{p}"] for k in ("infer", "train") for p in ("fp32", "bf16")) > 0
     assert speed["infer_auto"] == ("bf16" if native else "fp32")
     assert "auto picks" in perf["stdout"] and "native bf16" in perf["stdout"]
+
+
+def test_malloc_speed_counts_the_faults_the_tuned_allocator_removes(tmp_path: Path) -> None:
+    """Faults, unlike timings, are not noise: at 160 px fp32 each step's activations exceed glibc's
+    32 MiB mmap ceiling, so the defaults fault them in every step and the tuned heap does not."""
+    import platform
+
+    out = tmp_path / "malloc.json"
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "malloc_speed.py"),
+        "--size",
+        "160",
+        "--precision",
+        "fp32",
+    ]
+    run = subprocess.run(
+        [*cmd, "--rounds", "2", "--steps", "2", "--settle", "8", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert "native bf16" in result["machine"] and len(result["rounds"]["tuned"]) == 2
+    if platform.libc_ver()[0] == "glibc":
+        assert result["faults_per_step"]["system"] > 10 * result["faults_per_step"]["tuned"]
