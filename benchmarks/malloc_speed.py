@@ -5,7 +5,10 @@
 
 One process: EfficientNet-Lite0 (random weights: the arithmetic's cost does not depend on them),
 batch 32, channels-last, AdamW; the two settings alternate every `--steps` steps (ABBA order), so
-the machine's drift falls on both. Prints images/s and minor page faults per step, medians over
+the machine's drift falls on both. After the first switch, "defaults" are glibc's default values
+with its adaptive mmap threshold frozen where it had grown (mallopt switches adaptation off for
+the process): close to a fresh process, not the same. Whole runs in separate processes are the
+check (docs/performance.md). Prints images/s and minor page faults per step, medians over
 rounds, and the processor. docs/performance.md has the figures.
 """
 

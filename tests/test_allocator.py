@@ -60,3 +60,15 @@ def test_tuned_malloc_stops_faulting_a_tensor_in_again_every_step() -> None:
 @pytest.mark.skipif(GLIBC, reason="this machine has glibc")
 def test_elsewhere_it_does_nothing_but_say_so() -> None:
     assert allocator.configure_allocator("tuned") == "left alone (not glibc)"
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_system_after_tuned_in_one_process_says_it_is_not_a_fresh_default() -> None:
+    """glibc's adaptive mmap threshold is off for good after any mallopt: the state must not hide it."""
+    try:
+        assert allocator.configure_allocator("tuned").startswith("glibc, tuned")
+        state = allocator.configure_allocator("system")
+        assert state.startswith("glibc defaults") and "no longer adapts" in state
+        assert allocator.allocator_state() == state
+    finally:
+        allocator.configure_allocator("tuned")  # as the command line leaves a process

@@ -31,7 +31,9 @@ M_MMAP_MAX = -4
 """glibc's mallopt parameter numbers (malloc.h)."""
 DEFAULT_TRIM_BYTES = 128 * 1024
 DEFAULT_MMAP_MAX = 65536
-"""glibc's own values, restored when `system` follows `tuned` in one process (tests do)."""
+"""glibc's own values, restored when `system` follows `tuned` in one process (tests and
+benchmarks/malloc_speed.py do). Not quite a fresh process: any mallopt call switches off glibc's
+adaptive mmap threshold for good, so it stays where it had grown to; the state says so."""
 TRIM_BYTES = 2**31 - 1
 """Free heap top kept before trimming: mallopt takes a C int, so 2 GiB is the most it can say."""
 
@@ -69,10 +71,17 @@ def configure_allocator(mode: str | None = None) -> str:
     mode = mode or mode_wanted()
     mallopt = _glibc_mallopt()
     if mode == "system":
-        if mallopt is not None and _state.startswith("glibc, tuned"):
+        if mallopt is None:
+            _state = "left alone (not glibc)"
+        elif _state.startswith("glibc, tuned"):
             mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
             mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_BYTES)
-        _state = f"glibc defaults (${MALLOC_ENV}=system)" if mallopt else "left alone (not glibc)"
+            _state = (
+                f"glibc defaults (${MALLOC_ENV}=system, set back after tuned in this process:"
+                " the mmap threshold no longer adapts)"
+            )
+        else:
+            _state = f"glibc defaults (${MALLOC_ENV}=system)"
         return _state
     if mallopt is None:
         _state = "left alone (not glibc)"
