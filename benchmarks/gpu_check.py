@@ -187,6 +187,7 @@ def check_perf(args: argparse.Namespace, dev: torch.device) -> dict[str, Any]:
         table = json.loads(out.read_text())
     keep = ("rows", "markdown", "peak_rss_mb", "machine")
     return {**{k: table[k] for k in keep}, "precision_speed": table["raw"].get("precision/speed"),
+            "malloc": {k: v.get("malloc") for k, v in table["raw"].items()},
             "stdout": proc.stdout[-3000:], "ok": True}  # fmt: skip
 
 

@@ -486,11 +486,15 @@ def run_measurement(name: str, cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _worker(name: str, config: str) -> None:
+    from mitobench.allocator import allocator_state, configure_allocator
     from mitobench.machine import configure_threads
 
     configure_threads()  # the cores this process may use, as the CLI does
+    if not name.endswith("reference"):  # ours runs as the command line runs it; the scripts do not
+        configure_allocator()
     torch.manual_seed(0)
     result = MEASUREMENTS[name].run(BenchConfig(**json.loads(config)))
+    result["malloc"] = allocator_state()
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

@@ -111,6 +111,11 @@ def _check_perf(perf: dict, native: bool) -> None:
     assert min(speed[f"{k}_{p}"] for k in ("infer", "train") for p in ("fp32", "bf16")) > 0
     assert speed["infer_auto"] == ("bf16" if native else "fp32")
     assert "auto picks" in perf["stdout"] and "native bf16" in perf["stdout"]
+    # ours runs with the command line's malloc settings, the reference scripts with glibc's own
+    from tests.test_allocator import GLIBC
+
+    assert perf["malloc"]["train/reference"] == "glibc defaults (not configured)"
+    assert perf["malloc"]["train/ours"].startswith("glibc, tuned" if GLIBC else "left alone")
 
 
 def test_malloc_speed_counts_the_faults_the_tuned_allocator_removes(tmp_path: Path) -> None:
