@@ -70,21 +70,17 @@ def configure_allocator(mode: str | None = None) -> str:
     global _state
     mode = mode or mode_wanted()
     mallopt = _glibc_mallopt()
-    if mode == "system":
-        if mallopt is None:
-            _state = "left alone (not glibc)"
-        elif _state.startswith("glibc, tuned"):
-            mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-            mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_BYTES)
-            _state = (
-                f"glibc defaults (${MALLOC_ENV}=system, set back after tuned in this process:"
-                " the mmap threshold no longer adapts)"
-            )
-        else:
-            _state = f"glibc defaults (${MALLOC_ENV}=system)"
-        return _state
     if mallopt is None:
         _state = "left alone (not glibc)"
+    elif mode == "system" and _state.startswith("glibc, tuned"):
+        mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_BYTES)
+        _state = (
+            f"glibc defaults (${MALLOC_ENV}=system, set back after tuned in this process:"
+            " the mmap threshold no longer adapts)"
+        )
+    elif mode == "system":
+        _state = f"glibc defaults (${MALLOC_ENV}=system)"
     elif mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_BYTES) == 1:
         _state = "glibc, tuned: no per-tensor mmap, heap trimmed above 2 GiB free"
     else:
