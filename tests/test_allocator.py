@@ -72,3 +72,15 @@ def test_system_after_tuned_in_one_process_says_it_is_not_a_fresh_default() -> N
         assert allocator.allocator_state() == state
     finally:
         allocator.configure_allocator("tuned")  # as the command line leaves a process
+
+
+def test_off_glibc_both_modes_leave_malloc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The branch a musl, macOS or Windows process takes, run here by hiding glibc's mallopt."""
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: None)
+    try:
+        assert allocator.configure_allocator("tuned") == "left alone (not glibc)"
+        assert allocator.configure_allocator("system") == "left alone (not glibc)"
+        assert allocator.allocator_state() == "left alone (not glibc)"
+    finally:
+        monkeypatch.undo()
+        allocator.configure_allocator("tuned")  # as the command line leaves a process
