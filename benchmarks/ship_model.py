@@ -33,7 +33,7 @@ from mitobench.data.dataset import Dataset
 from mitobench.data.manifest import dataset_files, sha256_files
 from mitobench.data.registry import load_present
 from mitobench.errors import ConfigError
-from mitobench.inference.bundle import from_bundle
+from mitobench.inference.bundle import from_bundle, with_teacher_named
 from mitobench.inference.onnx import from_onnx
 from mitobench.inference.shipped import ShippedModel, ship_run
 from mitobench.machine import label as machine_label
@@ -64,16 +64,18 @@ def main() -> None:
     dones = [fold_student.fold(k).read_done() for k in folds]
     threshold = record["train_config"]["fixed_threshold"] if final_run is not None else dones[0]["threshold"]
     teacher = record.get("teacher")
+    named = {"run": record["spec"], "train_config": record["train_config"]}
     if teacher:  # the maintainer's absolute path says nothing to a user: as the recipe names it
         teacher = {**teacher, "run": os.path.relpath(teacher["run"])}
+        named = with_teacher_named(named, teacher["run"])
     calls = json.loads((args.results / STUDENT_DIR / "distil.json").read_text())["calls"]
     files = dataset_files(args.data_root, "amibr")
     made = {
         "recipe": args.command,
         "wall_clock": args.wall,
         "stages": calls,
-        "student_run": record["spec"],
-        "train_config": record["train_config"],
+        "student_run": named["run"],
+        "train_config": named["train_config"],
         "teacher": teacher,
         "validation": {
             "folds": folds,

@@ -132,6 +132,24 @@ def test_distil_all_figures_trains_a_final_student_at_the_fold_students_pooled_t
     probs = bundle.ensemble_probs(ImageCache().load(test))
     expected = run_probs.set_index("id").loc[[str(i) for i in test.ids], "prob"].to_numpy()
     assert abs(probs - expected).max() < 1e-3
+    # exported with the teacher named otherwise (as the shipping does), the maker's path is gone
+    from safetensors import safe_open
+
+    maker_path = str(plan.teacher_run.resolve())
+    named = {"run": "results/x/runs/teachers", "sha256": record["teacher"]["sha256"]}
+    export_run(plan.final_run, tmp_path / "named.safetensors", teacher=named)
+    metas = {}
+    for name in ("final", "named"):
+        with safe_open(str(tmp_path / f"{name}.safetensors"), framework="pt") as fh:
+            metas[name] = fh.metadata()["mitobench"]
+    assert json.loads(metas["final"])["train_config"]["teacher"] == maker_path  # as the run records it
+    assert maker_path not in metas["named"]
+    meta = json.loads(metas["named"])
+    assert meta["teacher"] == named
+    assert meta["run"]["train"]["teacher"] == meta["train_config"]["teacher"] == named["run"]
+    assert from_bundle(tmp_path / "named.safetensors").ensemble_probs(ImageCache().load(test)) == (
+        pytest.approx(probs, abs=1e-6)
+    )
     again = distil(plan, out, separable_root, job_overrides={"pretrained": False})
     assert again[2] is not None and again[2].trained_folds == []
     calls = json.loads((plan.student_run.parent / "distil.json").read_text())["calls"]

@@ -223,6 +223,27 @@ def test_the_shipped_model_is_small_fp16_and_what_its_record_says() -> None:
 
 
 @needs_real
+def test_the_shipped_files_name_their_teacher_as_the_recipe_does_not_by_a_makers_path() -> None:
+    """Record, bundle settings and ONNX sidecar: every `teacher` is the results-relative folder the
+    recipe's command writes (what a user can reproduce), never the maker's absolute path."""
+    from mitobench.inference.onnx import sidecar
+
+    with safe_open(str(REAL), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["mitobench"])
+    record = shipped_mod.ShippedModel(DEFAULT_MODEL, REAL.parent).record()
+    side = json.loads(sidecar(REAL.with_suffix(".onnx")).read_text())
+    names = [meta["teacher"]["run"], record["teacher"]["run"], side["teacher"]["run"]]
+    for doc in (meta, side):
+        names += [doc["run"]["train"]["teacher"], doc["train_config"]["teacher"]]
+    names += [record["student_run"]["train"]["teacher"], record["train_config"]["teacher"]]
+    names += [stage["teacher_run"] for stage in record["stages"]]
+    assert len(set(names)) == 1, set(names)
+    name = names[0]
+    assert name.startswith("results/") and not Path(name).is_absolute()
+    assert f"--results {name.split('/runs/')[0]} " in record["recipe"]  # the command that wrote it
+
+
+@needs_real
 def test_the_shipped_model_reproduces_its_amibr_test_figures_from_the_images(real_root) -> None:
     """Both engines agree within 1e-4 on AMi-Br test patches, and the figures the record holds for
     the shipped files (the model card's) come back from the images; the run's own figures (fp32

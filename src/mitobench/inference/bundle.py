@@ -130,6 +130,8 @@ def export_run(
     (read here, not on every load). Returns the exported fold models."""
     predictor = from_run(run_dir, folds, complete=True)
     run = RunDir(run_dir)
+    if teacher:  # one name for the teacher throughout the export, settings included
+        predictor.meta = with_teacher_named(predictor.meta, teacher["run"])
     teacher = teacher or run.read_record().get("teacher")
     predictor.meta |= {"teacher": teacher, "figures": run.test_figures()}
     if onnx:
@@ -137,6 +139,19 @@ def export_run(
     else:
         export_bundle(predictor, target, half=half)
     return predictor
+
+
+def with_teacher_named(meta: dict[str, Any], name: str) -> dict[str, Any]:
+    """`meta` with the teacher's run named `name` in the run spec's and the training settings'
+    `teacher` (the run records the folder it trained from, e.g. the maker's absolute path; that
+    is only a name here: a bundle never reads its teacher)."""
+    run = dict(meta["run"])
+    if run.get("train", {}).get("teacher"):
+        run["train"] = {**run["train"], "teacher": name}
+    cfg = meta["train_config"]
+    if cfg.get("teacher"):
+        cfg = {**cfg, "teacher": name}
+    return {**meta, "run": run, "train_config": cfg}
 
 
 def from_bundle(path: Path) -> Predictor:
