@@ -41,6 +41,23 @@ def test_onnx_runtime_gives_pytorchs_probabilities_on_real_patches(
     assert engine.patch.size == 128
 
 
+def test_the_onnx_file_keeps_module_names_but_not_the_makers_paths(onnx_model) -> None:
+    """The exporter writes every node's Python stack trace (this checkout's and this environment's
+    file paths) into the graph; the export drops those and keeps the module names."""
+    import onnx
+
+    import mitobench
+    from mitobench.inference.onnx import STACK_TRACE
+
+    graph = onnx.load(str(onnx_model)).graph
+    keys = {p.key for node in graph.node for p in node.metadata_props}
+    assert STACK_TRACE not in keys and "pkg.torch.onnx.name_scopes" in keys
+    data = onnx_model.read_bytes()
+    site_packages = Path(onnx.__file__).parent.parent  # where timm's and torch's sources live
+    for path in (Path(mitobench.__file__).parent, site_packages):
+        assert str(path).encode() not in data, path
+
+
 def test_predict_and_export_through_the_cli(trained_run, onnx_model, real_patches, tmp_path, cli) -> None:
     folder, _ = real_patches
     code, _, err = cli("predict", trained_run, folder, "--out", tmp_path / "torch.csv")
