@@ -69,3 +69,22 @@ def test_a_run_from_an_older_mitobench_is_a_clear_error(run_dir: Path, tmp_path:
     (run_dir / "run.json").write_text(json.dumps(record))
     code, _, err = cli("export", run_dir, "--out", tmp_path / "b.safetensors")
     assert code == 2 and "written by an older mitobench" in err and "Traceback" not in err
+
+
+def test_predict_says_when_it_resizes_patches_and_still_classifies_them(
+    run_dir: Path, tmp_path: Path, real_patches, cli
+) -> None:
+    from PIL import Image
+
+    folder, arrays = real_patches
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folder, mixed)
+    Image.fromarray(arrays[0]).resize((256, 256)).save(mixed / "zoomed.png")
+    code, out, err = cli("predict", run_dir, mixed, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    assert f"{len(arrays) + 1} patches" in out
+    assert f"warning: 1 of {len(arrays) + 1} patches are not 128x128 px (1 at 256x256" in " ".join(
+        err.split()
+    )
+    code, _, err = cli("predict", run_dir, folder, "--out", tmp_path / "q.csv")
+    assert code == 0 and "warning" not in err

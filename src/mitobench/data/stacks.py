@@ -3,6 +3,9 @@ mitotic figure per page), read page by page with the same decoding rules as sing
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +71,8 @@ def stack_ids(path: Path, n: int) -> list[str]:
 
 def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np.ndarray]:
     """(dataset of ids, uint8 patches) from a folder of patches and/or TIFF stacks, a stack, or a
-    CSV with a `path` column; other sizes than `size` are resized to it (stack pages are not)."""
+    CSV with a `path` column; other sizes than `size` are resized to it, with a warning (stack
+    pages must be `size`)."""
     if inputs.is_file() and inputs.suffix.lower() == ".csv":
         ds = load_csv(inputs, require_labels=False)
     elif inputs.is_file() and inputs.suffix.lower() in STACK_SUFFIXES:
@@ -77,11 +81,13 @@ def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np
     else:
         ds = load_unlabelled_folder(inputs)
     ds = Dataset(ds.name, ds.split, ds.frame, image_size=size, source=ds.source)
-    if not any(is_stack(p) for p in ds.paths):
+    stacks = [is_stack(p) for p in ds.paths]
+    warn_resized([p for p, s in zip(ds.paths, stacks, strict=True) if not s], size)
+    if not any(stacks):
         return ds, ImageCache().load(ds)
     ids, paths, parts = [], [], []
-    for i, p in zip(ds.ids, ds.paths, strict=True):
-        if is_stack(p):
+    for i, p, stack in zip(ds.ids, ds.paths, stacks, strict=True):
+        if stack:
             pages = read_stack(p, size)
             ids += [f"{i}#{k + 1}" for k in range(len(pages))]
         else:
@@ -90,6 +96,39 @@ def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np
         paths += [p] * len(pages)
         parts.append(pages)
     return _unlabelled(ids, paths, ds.name), np.concatenate(parts)
+
+
+def warn_resized(paths: Iterable[Path], size: tuple[int, int]) -> None:
+    """Warn when images are not `size` (width, height): resized to it, a patch cut with a larger or
+    smaller field of view reaches the model at another scale, which no error would reveal. Reads
+    headers only; an unreadable file is left to the decoding to report."""
+    others: Counter[tuple[int, int]] = Counter()
+    first: Path | None = None
+    total = 0
+    for path in paths:
+        total += 1
+        try:
+            with Image.open(path) as im:
+                found = im.size
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            continue
+        if found != tuple(size):
+            others[found] += 1
+            first = first or path
+    if not others:
+        return
+    w, h = size
+    sizes = ", ".join(f"{n} at {a}x{b}" for (a, b), n in others.most_common(3))
+    more = f" and {len(others) - 3} other sizes" if len(others) > 3 else ""
+    warnings.warn(
+        f"{sum(others.values())} of {total} patches are not {w}x{h} px ({sizes}{more}; e.g. {first}): "
+        f"they are resized to {w}x{h}, which is right only if each shows the field of view the "
+        f"model was trained on (`mitobench models info` gives its patch size and µm per pixel); "
+        f"otherwise crop {w}x{h} px around each figure at that resolution (`mitobench slide` cuts "
+        "them from slides)",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def _unlabelled(ids: list[str], paths: list[Path], name: str) -> Dataset:
