@@ -106,7 +106,7 @@ class Predictor(FoldEnsemble):
                 dev,
                 tta=tta,
                 progress=progress,
-                description=f"fold {k}",
+                description=f"fold {k}" if len(self.fold_states) > 1 else "PyTorch",
             )
         return out
 
