@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,15 @@ CONVERTIBLE_MODES = frozenset({"RGB", "RGBA", "RGBa", "L", "LA", "P", "PA", "CMY
 FIX_OWN = "replace the file with a readable 8-bit image, or remove it from your data"
 FIX_UPSTREAM = "the file is corrupt or truncated: re-download it (`mitobench data download --overwrite`)"
 _PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def header_sizes(paths: Iterable[Path]) -> list[tuple[int, int]]:
+    """(width, height) of each image file in order, read from its header only (nothing decoded)."""
+    sizes = []
+    for path in paths:
+        with Image.open(path) as im:
+            sizes.append(im.size)
+    return sizes
 
 
 def bits_per_sample(data: bytes, im: Image.Image) -> int:

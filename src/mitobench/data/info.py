@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image
-
 from mitobench.data.dataset import Dataset
+from mitobench.data.images import header_sizes
 from mitobench.data.registry import DATASETS, load, present
 
 
 def image_sizes(dataset: Dataset) -> list[str]:
     """Distinct `WxH` sizes, most common first, read from the file headers only."""
-    counts: Counter[str] = Counter()
-    for p in dataset.paths:
-        with Image.open(p) as im:
-            counts[f"{im.width}x{im.height}"] += 1
-    return [size for size, _ in counts.most_common()]
+    counts = Counter(header_sizes(dataset.paths))
+    return [f"{w}x{h}" for (w, h), _ in counts.most_common()]
 
 
 def describe(data_root: Path) -> dict[str, dict[str, object]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from mitobench.data.cache import ImageCache
 from mitobench.data.custom import load_csv, load_unlabelled_folder, text_id
 from mitobench.data.dataset import Dataset
-from mitobench.data.images import FIX_OWN, bits_per_sample, bomb_fix, read_image
+from mitobench.data.images import FIX_OWN, bits_per_sample, bomb_fix, header_sizes, read_image
 from mitobench.errors import DataError
 
 STACK_SUFFIXES = (".tif", ".tiff")
@@ -82,9 +82,11 @@ def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np
         ds = load_unlabelled_folder(inputs)
     ds = Dataset(ds.name, ds.split, ds.frame, image_size=size, source=ds.source)
     stacks = [is_stack(p) for p in ds.paths]
-    warn_resized([p for p, s in zip(ds.paths, stacks, strict=True) if not s], size)
+    singles = [p for p, s in zip(ds.paths, stacks, strict=True) if not s]
     if not any(stacks):
-        return ds, ImageCache().load(ds)
+        images = ImageCache().load(ds)
+        warn_resized(singles, size)  # after decoding: every file is readable
+        return ds, images
     ids, paths, parts = [], [], []
     for i, p, stack in zip(ds.ids, ds.paths, stacks, strict=True):
         if stack:
@@ -95,33 +97,23 @@ def patches_to_predict(inputs: Path, size: tuple[int, int]) -> tuple[Dataset, np
             ids.append(i)
         paths += [p] * len(pages)
         parts.append(pages)
+    warn_resized(singles, size)
     return _unlabelled(ids, paths, ds.name), np.concatenate(parts)
 
 
-def warn_resized(paths: Iterable[Path], size: tuple[int, int]) -> None:
+def warn_resized(paths: Sequence[Path], size: tuple[int, int]) -> None:
     """Warn when images are not `size` (width, height): resized to it, a patch cut with a larger or
     smaller field of view reaches the model at another scale, which no error would reveal. Reads
-    headers only; an unreadable file is left to the decoding to report."""
-    others: Counter[tuple[int, int]] = Counter()
-    first: Path | None = None
-    total = 0
-    for path in paths:
-        total += 1
-        try:
-            with Image.open(path) as im:
-                found = im.size
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            continue
-        if found != tuple(size):
-            others[found] += 1
-            first = first or path
+    headers only, of files already decoded."""
+    others = [(p, found) for p, found in zip(paths, header_sizes(paths), strict=True) if found != size]
     if not others:
         return
+    counts = Counter(found for _, found in others)
     w, h = size
-    sizes = ", ".join(f"{n} at {a}x{b}" for (a, b), n in others.most_common(3))
-    more = f" and {len(others) - 3} other sizes" if len(others) > 3 else ""
+    shown = ", ".join(f"{n} at {a}x{b}" for (a, b), n in counts.most_common(3))
+    more = f" and {len(counts) - 3} other sizes" if len(counts) > 3 else ""
     warnings.warn(
-        f"{sum(others.values())} of {total} patches are not {w}x{h} px ({sizes}{more}; e.g. {first}): "
+        f"{len(others)} of {len(paths)} patches are not {w}x{h} px ({shown}{more}; e.g. {others[0][0]}): "
         f"they are resized to {w}x{h}, which is right only if each shows the field of view the "
         f"model was trained on (`mitobench models info` gives its patch size and µm per pixel); "
         f"otherwise crop {w}x{h} px around each figure at that resolution (`mitobench slide` cuts "
