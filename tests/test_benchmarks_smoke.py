@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -142,3 +144,35 @@ def test_malloc_speed_counts_the_faults_the_tuned_allocator_removes(tmp_path: Pa
     assert "native bf16" in result["machine"] and len(result["rounds"]["tuned"]) == 2
     if platform.libc_ver()[0] == "glibc":
         assert result["faults_per_step"]["system"] > 10 * result["faults_per_step"]["tuned"]
+
+
+def test_threshold_rules_compares_the_rules_on_a_runs_validation_predictions(tmp_path: Path) -> None:
+    """benchmarks/threshold_rules.py on a run folder of three folds' validation predictions: every
+    rule held out fold by fold, and the pooled rules' thresholds equal to a brute-force search's."""
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+
+    from mitobench.runs.rundir import RunDir
+
+    rng = np.random.default_rng(5)
+    run, frames = RunDir(tmp_path / "run"), []
+    for k in range(3):
+        labels = (rng.random(120) < 0.25).astype(int)
+        probs = 1 / (1 + np.exp(-rng.normal(1.5 * labels - 1.0, 1.0)))
+        run.fold(k).write_predictions("amibr/train/val", [f"{k}-{i}" for i in range(120)], labels, probs)
+        run.fold(k).write_done({})
+        frames.append((labels, np.round(probs, 6)))  # as stored
+    out = tmp_path / "rules.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "threshold_rules.py"), str(run.path), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| prior_others |" in done.stdout and "| pooled_others |" in done.stdout
+    result = json.loads(out.read_text())[str(run.path)]
+    assert len(result["per_fold"]) == 3 * 5 and {r["fold"] for r in result["per_fold"]} == {0, 1, 2}
+    summary = {r["rule"]: r for r in result["summary"]}
+    y = np.concatenate([f[0] for f in frames])
+    p = np.concatenate([f[1] for f in frames])
+    best = max(balanced_accuracy_score(y, p >= t) for t in np.unique(p))
+    assert summary["pooled_others"]["pooled_balanced_accuracy"] == pytest.approx(best)
+    assert 0 < summary["prior_others"]["pooled_threshold"] < 1
+    assert summary["own"]["balanced_accuracy"] >= summary["pooled_others"]["balanced_accuracy"]

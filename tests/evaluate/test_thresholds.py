@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from sklearn.metrics import balanced_accuracy_score
 
-from mitobench.evaluate.thresholds import RULES, threshold_transfer
+from mitobench.evaluate.thresholds import ALL_RULES, RULES, threshold_transfer
 
 
 def _fold(rng: np.random.Generator, n: int, share: float, shift: float) -> pd.DataFrame:
@@ -27,9 +28,9 @@ def test_each_rule_is_scored_on_the_fold_it_did_not_see() -> None:
     rng = np.random.default_rng(3)
     folds = {k: _fold(rng, 150, share, shift)
              for k, (share, shift) in enumerate([(0.3, 0.0), (0.15, -0.4), (0.25, 0.3)])}  # fmt: skip
-    table = threshold_transfer(folds)
+    table = threshold_transfer(folds, ALL_RULES)
     assert sorted(table["fold"].unique()) == [0, 1, 2]
-    assert set(table["rule"]) == set(RULES) and len(table) == 3 * len(RULES)
+    assert set(table["rule"]) == set(ALL_RULES) and len(table) == 3 * len(ALL_RULES)
     for k, held_out in folds.items():
         rows = table[table["fold"] == k].set_index("rule")
         y, p = held_out["label"].to_numpy(), held_out["prob"].to_numpy()
@@ -47,6 +48,12 @@ def test_each_rule_is_scored_on_the_fold_it_did_not_see() -> None:
                       for j in folds if j != k]  # fmt: skip
         assert rows.loc["mean_of_others", "threshold"] == pytest.approx(np.mean(own_others))
         assert rows.loc["default", "threshold"] == 0.5
+        # prior_others: where statsmodels' logistic fit on the others' logits reaches their share
+        z = np.log(others["prob"] / (1 - others["prob"])).to_numpy()
+        b, a = sm.Logit(others["label"].to_numpy(), sm.add_constant(z)).fit(disp=0).params
+        share = others["label"].mean()
+        at = 1 / (1 + np.exp(-(np.log(share / (1 - share)) - b) / a))
+        assert rows.loc["prior_others", "threshold"] == pytest.approx(at, abs=1e-3)
         assert (rows["balanced_accuracy"] <= rows.loc["own", "balanced_accuracy"] + 1e-12).all()
     # the folds were drawn with shifted scores, so the rules disagree somewhere
     assert table.groupby("fold")["threshold"].nunique().max() > 1
@@ -55,3 +62,11 @@ def test_each_rule_is_scored_on_the_fold_it_did_not_see() -> None:
 def test_one_fold_is_refused() -> None:
     with pytest.raises(ValueError, match="two folds"):
         threshold_transfer({0: pd.DataFrame({"label": [0, 1], "prob": [0.2, 0.8]})})
+
+
+def test_the_cards_rules_by_default_and_unknown_rules_refused() -> None:
+    rng = np.random.default_rng(4)
+    folds = {k: _fold(rng, 100, 0.3, 0.0) for k in range(2)}
+    assert set(threshold_transfer(folds)["rule"]) == set(RULES)
+    with pytest.raises(ValueError, match="unknown threshold rules"):
+        threshold_transfer(folds, ["best_on_test"])

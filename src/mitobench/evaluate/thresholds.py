@@ -9,35 +9,52 @@ validation predictions only, never a test set.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from mitobench.metrics.binary import balanced_accuracy, best_threshold
+from mitobench.metrics.calibration import prior_threshold
 
 RULES = ("own", "pooled_others", "mean_of_others", "default")
 """own: the held-out fold's best (optimistic); pooled_others: best on the other folds' predictions
 pooled (`mitobench distil`'s rule for its final student); mean_of_others: the mean of the other
-folds' own thresholds; default: 0.5."""
+folds' own thresholds; default: 0.5. The model card's table shows these."""
+ALL_RULES = (*RULES, "prior_others")
+"""... and prior_others: where a Platt fit of the other folds' predictions pooled reaches their
+atypical share (`metrics.calibration.prior_threshold`), a smooth rule compared on validation."""
 
 
-def threshold_transfer(folds: dict[int, pd.DataFrame]) -> pd.DataFrame:
+def threshold_transfer(folds: dict[int, pd.DataFrame], rules: Sequence[str] = RULES) -> pd.DataFrame:
     """One row per held-out fold and rule: the threshold and the held-out fold's balanced accuracy
     at it. `folds` maps each fold to its validation predictions (columns label, prob)."""
     if len(folds) < 2:
         raise ValueError("threshold transfer needs the validation predictions of two folds or more")
+    unknown = sorted(set(rules) - set(ALL_RULES))
+    if unknown:
+        raise ValueError(f"unknown threshold rules {unknown}; known: {', '.join(ALL_RULES)}")
     own = {k: best_threshold(f["label"].to_numpy(), f["prob"].to_numpy()) for k, f in folds.items()}
     rows = []
     for k, held_out in folds.items():
         others = pd.concat([f for j, f in folds.items() if j != k], ignore_index=True)
-        thresholds = {
-            "own": own[k],
-            "pooled_others": best_threshold(others["label"].to_numpy(), others["prob"].to_numpy()),
-            "mean_of_others": float(np.mean([t for j, t in own.items() if j != k])),
-            "default": 0.5,
-        }
         labels, probs = held_out["label"].to_numpy(), held_out["prob"].to_numpy()
-        for rule in RULES:
-            t = thresholds[rule]
+        for rule in rules:
+            t = _threshold(rule, own, k, others)
             rows.append({"fold": k, "rule": rule, "threshold": t,
                          "balanced_accuracy": balanced_accuracy(labels, probs >= t)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _threshold(rule: str, own: dict[int, float], k: int, others: pd.DataFrame) -> float:
+    """Fold `k`'s threshold by `rule`, from the folds' own thresholds and the others' predictions."""
+    y, p = others["label"].to_numpy(), others["prob"].to_numpy()
+    if rule == "own":
+        return own[k]
+    if rule == "pooled_others":
+        return best_threshold(y, p)
+    if rule == "mean_of_others":
+        return float(np.mean([t for j, t in own.items() if j != k]))
+    if rule == "prior_others":
+        return prior_threshold(y, p)
+    return 0.5  # default

@@ -8,12 +8,19 @@ Temperature scaling divides each model's logit by one scalar T > 0, fitted by mi
 log-loss on that model's *validation* predictions (never a test set); it changes no call at the
 correspondingly mapped threshold, so balanced accuracy and AUROC stay the same and only the
 probabilities' calibration moves.
+
+The prior threshold is a smooth alternative to the balanced-accuracy argmax: where P(atypical) is
+calibrated, calling atypical from P >= the atypical share maximises balanced accuracy, so a Platt
+fit (logistic regression on the logit, slope and intercept) of validation predictions gives the raw
+threshold at which the fitted P reaches the share. It is fitted on every figure, not decided by the
+few near the cut, and so moves less between samples than an argmax of a step function.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.linear_model import LogisticRegression
 
 BINS = 10
 """Equal-width bins of the ECE and of the reliability diagram."""
@@ -63,3 +70,20 @@ def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
 
     best = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(best.x))
+
+
+def prior_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The raw P(atypical) at which a Platt fit of these (validation) predictions equals their
+    atypical share; 0.5 where there is nothing to fit (one class, or scores that do not rise with
+    the label)."""
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        return 0.5
+    z = _logit(probs)
+    fit = LogisticRegression(C=np.inf).fit(z[:, None], labels)  # unpenalised
+    slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if slope <= 0:
+        return 0.5
+    share = float(labels.mean())
+    cut = (np.log(share) - np.log1p(-share) - intercept) / slope  # sigmoid(slope*z+b) = share
+    return float(1.0 / (1.0 + np.exp(-cut)))

@@ -1,0 +1,73 @@
+"""Threshold rules compared out of sample on finished runs' validation predictions (never a test set).
+
+For each run (a `mitobench train` or `mitobench run` run folder with two folds or more), each fold
+is held out in turn and every rule of `evaluate/thresholds.py` chooses a threshold on the others;
+prints, per rule, the held-out balanced accuracy (mean over folds), the spread of the thresholds a
+rule chose (SD over the held-out folds, ddof 1: how much it moves with the figures it sees) and the
+threshold it gives on every fold pooled (what a model trained on all the figures would inherit).
+A markdown table per run; `--json` writes the per-fold rows too.
+
+Usage: python benchmarks/threshold_rules.py results/s42 results/t42 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from mitobench.benchmark.distil import pooled_validation
+from mitobench.evaluate.thresholds import ALL_RULES, threshold_transfer
+from mitobench.metrics.binary import balanced_accuracy, best_threshold
+from mitobench.metrics.calibration import prior_threshold
+from mitobench.runs.rundir import RunDir
+
+POOLED = {"pooled_others": best_threshold, "prior_others": prior_threshold}
+"""The rules that read predictions, applied to every fold pooled (the final model's threshold)."""
+
+
+def compare(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per rule: mean held-out balanced accuracy, threshold SD and pooled threshold; and the rows."""
+    folds = RunDir(run).finished_folds()
+    per_fold = {k: pooled_validation(run, [k]) for k in folds}
+    rows = threshold_transfer(per_fold, ALL_RULES)
+    pooled = pd.concat(per_fold.values(), ignore_index=True)
+    y, p = pooled["label"].to_numpy(), pooled["prob"].to_numpy()
+    summary = rows.groupby("rule", sort=False).agg(
+        balanced_accuracy=("balanced_accuracy", "mean"),
+        threshold_sd=("threshold", lambda t: t.std(ddof=1)),
+    )
+    summary["pooled_threshold"] = [POOLED[r](y, p) if r in POOLED else float("nan") for r in summary.index]
+    summary["pooled_balanced_accuracy"] = [
+        balanced_accuracy(y, p >= t) if t == t else float("nan") for t in summary["pooled_threshold"]
+    ]
+    return summary, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--json", type=Path, help="Also write every run's per-fold rows here.")
+    args = parser.parse_args()
+    out = {}
+    for run in args.runs:
+        summary, rows = compare(run)
+        print(f"\n{run} (folds {', '.join(map(str, sorted(rows['fold'].unique())))})\n")
+        print("| rule | held-out bal. acc (mean) | threshold SD | pooled threshold | pooled bal. acc |")
+        print("|---|---:|---:|---:|---:|")
+        for rule, r in summary.iterrows():
+            pooled = "–" if r.pooled_threshold != r.pooled_threshold else f"{r.pooled_threshold:.3f}"
+            pooled_ba = "–" if pooled == "–" else f"{r.pooled_balanced_accuracy:.4f}"
+            print(f"| {rule} | {r.balanced_accuracy:.4f} | {r.threshold_sd:.3f} | {pooled} | {pooled_ba} |")
+        out[str(run)] = {"summary": summary.reset_index().to_dict(orient="records"),
+                         "per_fold": rows.to_dict(orient="records")}  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
