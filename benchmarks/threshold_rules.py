@@ -19,13 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from mitobench.benchmark.distil import pooled_validation
-from mitobench.evaluate.thresholds import ALL_RULES, threshold_transfer
-from mitobench.metrics.binary import balanced_accuracy, best_threshold
-from mitobench.metrics.calibration import prior_threshold
+from mitobench.errors import ConfigError
+from mitobench.evaluate.thresholds import ALL_RULES, POOLED_RULES, threshold_transfer
+from mitobench.metrics.binary import balanced_accuracy
 from mitobench.runs.rundir import RunDir
-
-POOLED = {"pooled_others": best_threshold, "prior_others": prior_threshold}
-"""The rules that read predictions, applied to every fold pooled (the final model's threshold)."""
 
 
 def compare(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,7 +36,9 @@ def compare(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         balanced_accuracy=("balanced_accuracy", "mean"),
         threshold_sd=("threshold", lambda t: t.std(ddof=1)),
     )
-    summary["pooled_threshold"] = [POOLED[r](y, p) if r in POOLED else float("nan") for r in summary.index]
+    summary["pooled_threshold"] = [
+        POOLED_RULES[r](y, p) if r in POOLED_RULES else float("nan") for r in summary.index
+    ]
     summary["pooled_balanced_accuracy"] = [
         balanced_accuracy(y, p >= t) if t == t else float("nan") for t in summary["pooled_threshold"]
     ]
@@ -53,9 +52,19 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--json", type=Path, help="Also write every run's per-fold rows here.")
     args = parser.parse_args()
+    if args.json and args.json.exists():
+        parser.error(f"{args.json} exists: pass another --json path (results are never overwritten)")
+    for run in args.runs:
+        if len(RunDir(run).finished_folds()) < 2:
+            parser.error(
+                f"{run}: not a run folder with two finished folds or more (pass results/NAME/runs/RUN)"
+            )
     out = {}
     for run in args.runs:
-        summary, rows = compare(run)
+        try:
+            summary, rows = compare(run)
+        except ConfigError as exc:
+            parser.error(str(exc))
         print(f"\n{run} (folds {', '.join(map(str, sorted(rows['fold'].unique())))})\n")
         print("| rule | held-out bal. acc (mean) | threshold SD | pooled threshold | pooled bal. acc |")
         print("|---|---:|---:|---:|---:|")

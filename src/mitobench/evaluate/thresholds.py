@@ -24,6 +24,8 @@ folds' own thresholds; default: 0.5. The model card's table shows these."""
 ALL_RULES = (*RULES, "prior_others")
 """... and prior_others: where a Platt fit of the other folds' predictions pooled reaches their
 atypical share (`metrics.calibration.prior_threshold`), a smooth rule compared on validation."""
+POOLED_RULES = {"pooled_others": best_threshold, "prior_others": prior_threshold}
+"""The rules that read the other folds' predictions pooled: each one's threshold from (labels, probs)."""
 
 
 def threshold_transfer(folds: dict[int, pd.DataFrame], rules: Sequence[str] = RULES) -> pd.DataFrame:
@@ -48,13 +50,10 @@ def threshold_transfer(folds: dict[int, pd.DataFrame], rules: Sequence[str] = RU
 
 def _threshold(rule: str, own: dict[int, float], k: int, others: pd.DataFrame) -> float:
     """Fold `k`'s threshold by `rule`, from the folds' own thresholds and the others' predictions."""
-    y, p = others["label"].to_numpy(), others["prob"].to_numpy()
+    if rule in POOLED_RULES:
+        return POOLED_RULES[rule](others["label"].to_numpy(), others["prob"].to_numpy())
     if rule == "own":
         return own[k]
-    if rule == "pooled_others":
-        return best_threshold(y, p)
     if rule == "mean_of_others":
         return float(np.mean([t for j, t in own.items() if j != k]))
-    if rule == "prior_others":
-        return prior_threshold(y, p)
     return 0.5  # default
