@@ -176,3 +176,73 @@ def test_threshold_rules_compares_the_rules_on_a_runs_validation_predictions(tmp
     assert summary["pooled_others"]["pooled_balanced_accuracy"] == pytest.approx(best)
     assert 0 < summary["prior_others"]["pooled_threshold"] < 1
     assert summary["own"]["balanced_accuracy"] >= summary["pooled_others"]["balanced_accuracy"]
+
+
+def _weight_soup():
+    """benchmarks/weight_soup.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("weight_soup", REPO / "benchmarks" / "weight_soup.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_uniform_soup_is_the_mean_of_the_weights_and_keeps_integer_buffers() -> None:
+    import torch
+
+    soup = _weight_soup().uniform_soup
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([3.0, -2.0]), "n": torch.tensor(7)}
+    c = {"w": torch.tensor([2.0, 3.0]), "n": torch.tensor(1)}
+    out = soup([a, b, c])
+    assert torch.equal(out["w"], torch.tensor([2.0, 1.0])) and int(out["n"]) == 3
+    half = soup(
+        [{"w": torch.tensor([1.0], dtype=torch.bfloat16)}, {"w": torch.tensor([2.0], dtype=torch.bfloat16)}]
+    )
+    assert half["w"].dtype == torch.bfloat16 and float(half["w"]) == 1.5
+    with pytest.raises(ValueError, match="different keys"):
+        soup([a, {"w": a["w"]}])
+
+
+def test_recompute_bn_sets_the_statistics_of_the_images_as_the_network_sees_them(trained_run: Path) -> None:
+    """After recompute_bn, the first batch-norm layer's running mean and variance are the per-channel
+    mean and (unbiased per batch, then averaged) variance of its inputs over the images, computed
+    here by a forward hook with the statistics frozen."""
+    import numpy as np
+    import torch
+
+    from mitobench.inference.predictor import from_run
+    from mitobench.train.batches import ImageBatches
+    from mitobench.train.model import load_trainable_state
+
+    predictor = from_run(trained_run, folds=[0])
+    model = predictor.model
+    load_trainable_state(model, predictor.fold_states[0])
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    before = bn.running_mean.clone()
+    images = np.random.default_rng(0).integers(0, 256, (12, 40, 40, 3), dtype=np.uint8)
+    seen: list[torch.Tensor] = []
+    handle = bn.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().float()))
+    model.eval()
+    enc = model.encoder
+    data = ImageBatches(images, np.zeros(12, dtype=np.int64), enc, [], False, torch.device("cpu"))
+    with torch.no_grad():
+        for i in range(0, 12, 4):
+            model(data.get(np.arange(i, i + 4)))
+    handle.remove()
+    _weight_soup().recompute_bn(predictor, images, batch=4)
+    means = torch.stack([x.mean((0, 2, 3)) for x in seen])
+    variances = torch.stack([x.var((0, 2, 3), unbiased=True) for x in seen])
+    assert not torch.allclose(before, bn.running_mean)
+    torch.testing.assert_close(bn.running_mean, means.mean(0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, variances.mean(0), rtol=1e-4, atol=1e-5)
+    assert not model.training
+
+
+def test_weight_soup_refuses_a_single_run(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), str(tmp_path), "--fold", "0",
+           "--data-root", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "two runs or more" in done.stderr
