@@ -4,9 +4,10 @@ The runs are the same recipe trained with different seeds (e.g. `--set seed=1042
 that fold's validation figures (never a test set), it prints the validation AUROC of each member
 (recomputed from its weights, beside the one its run stored), the members' mean, their probability
 ensemble (the mean of their probabilities: what a soup would stand in for), and the soup: the mean
-of their weights, with batch-norm statistics recomputed on the fold's training figures
-(`torch.optim.swa_utils.update_bn`, no augmentation) and, for comparison, with the members'
-statistics averaged. One model's forward pass for the soup; the ensemble costs one per member.
+of their weights and of their batch-norm statistics and, for comparison, the same weights with the
+statistics recomputed on the fold's training figures (`torch.optim.swa_utils.update_bn`, no
+augmentation; on the shipped recipe's students that alone cost 0.007, docs/recipes.md). A soup
+costs one model's forward pass; the ensemble costs one per member.
 
 Usage: python benchmarks/weight_soup.py --fold 0 results/s42 results/s1042-01 results/s2042-01 \
            --data-root ../shared/data [--json out.json]
@@ -124,11 +125,11 @@ def soup_fold(runs: list[Path], fold: int, data_root: Path) -> dict[str, object]
     soup = uniform_soup([p.fold_states[fold] for p in predictors])
     host = predictors[0]
     host.fold_states = {fold: soup}
-    rows["soup_averaged_bn"] = auroc(y, host.fold_probs(val_images)[fold])
+    rows["soup"] = auroc(y, host.fold_probs(val_images)[fold])
     load_trainable_state(host.model, soup)
     recompute_bn(host, train_images)
     host.fold_states = {fold: trainable_state(host.model)}
-    rows["soup"] = auroc(y, host.fold_probs(val_images)[fold])
+    rows["soup_recomputed_bn"] = auroc(y, host.fold_probs(val_images)[fold])
     return rows
 
 
@@ -159,7 +160,7 @@ def main() -> None:
     for m in rows["members"]:  # type: ignore[attr-defined]
         diff = m["max_abs_diff_vs_stored"]
         print(f"| {m['run']} | {m['auroc']:.4f} | {m['stored_auroc']:.4f} | {diff:.1e} |")
-    for name in ("members_mean", "ensemble", "soup", "soup_averaged_bn"):
+    for name in ("members_mean", "ensemble", "soup", "soup_recomputed_bn"):
         print(f"| {name} | {rows[name]:.4f} | | |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n")
