@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mitobench.benchmark.distil import pooled_validation
 from mitobench.data.cache import ImageCache
 from mitobench.data.registry import load
-from mitobench.errors import MitobenchError
+from mitobench.errors import ConfigError, MitobenchError
 from mitobench.inference.predictor import Predictor, from_run
 from mitobench.metrics.binary import auroc
-from mitobench.runs.rundir import RunDir, set_key
+from mitobench.runs.rundir import RunDir
 from mitobench.train.batches import ImageBatches
 from mitobench.train.model import load_trainable_state, trainable_state
 from mitobench.train.precision import device
@@ -67,10 +68,9 @@ def recompute_bn(predictor: Predictor, images: np.ndarray, batch: int = 64) -> N
 
 
 def _validation(run: Path, fold: int) -> pd.DataFrame:
-    files = [f for f in RunDir(run).fold(fold).prediction_files() if set_key(f).endswith("/val")]
-    if len(files) != 1:
-        raise SystemExit(f"{run}: fold {fold} holds {len(files)} validation prediction files, not one")
-    return pd.read_csv(files[0], usecols=["id", "label", "prob"]).sort_values("id", ignore_index=True)
+    """The fold's validation predictions, sorted by id (the images are loaded in that order)."""
+    frame = pooled_validation(run, [fold], columns=("id", "label", "prob"))
+    return frame.sort_values("id", ignore_index=True)
 
 
 def _check_same_recipe(runs: list[Path]) -> None:
@@ -78,7 +78,10 @@ def _check_same_recipe(runs: list[Path]) -> None:
     teacher targets)."""
 
     def recipe(run: Path) -> dict:
-        record = json.loads((run / "run.json").read_text())
+        rundir = RunDir(run)
+        if not rundir.record_file.is_file():
+            raise ConfigError(f"{rundir.record_file} is missing", "pass run folders that mitobench made")
+        record = rundir.read_record()
         spec = {k: record["spec"].get(k) for k in RECIPE_KEYS}
         train = {k: v for k, v in record["train_config"].items() if k != "seed"}
         return {"spec": spec, "train": train, "teacher": (record.get("teacher") or {}).get("sha256")}
@@ -86,7 +89,10 @@ def _check_same_recipe(runs: list[Path]) -> None:
     first = recipe(runs[0])
     for r in runs[1:]:
         if recipe(r) != first:
-            raise SystemExit(f"{r}: not the same recipe as {runs[0]} (anything but the seed differs)")
+            raise ConfigError(
+                f"{r}: not the same recipe as {runs[0]} (anything but the seed differs)",
+                "pass runs of one recipe that differ in their seed only",
+            )
 
 
 def soup_fold(runs: list[Path], fold: int, data_root: Path) -> dict[str, object]:
@@ -94,12 +100,17 @@ def soup_fold(runs: list[Path], fold: int, data_root: Path) -> dict[str, object]
     vals = [_validation(r, fold) for r in runs]
     ids = vals[0]["id"]
     if any(not v["id"].equals(ids) for v in vals[1:]):
-        raise SystemExit(f"fold {fold}: the runs' validation figures differ: not the same folds")
+        raise ConfigError(
+            f"fold {fold}: the runs' validation figures differ", "pass runs trained on the same folds"
+        )
     y = vals[0]["label"].to_numpy()
     train = load("amibr/train", data_root)
     is_val = train.frame["id"].isin(set(ids)).to_numpy()
     if is_val.sum() != len(ids):
-        raise SystemExit(f"{data_root}: amibr/train lacks some of fold {fold}'s validation figures")
+        raise ConfigError(
+            f"{data_root}: amibr/train lacks some of fold {fold}'s validation figures",
+            "pass the data root the runs were trained on",
+        )
     cache = ImageCache()
     val_set = train.subset(np.flatnonzero(is_val))
     order = val_set.frame["id"].argsort().to_numpy()  # the prediction files are sorted by id
@@ -149,8 +160,8 @@ def main() -> None:
     for run in args.runs:
         if args.fold not in RunDir(run).finished_folds():
             parser.error(f"{run}: fold {args.fold} is not finished (pass run folders that trained it)")
-    _check_same_recipe(args.runs)
     try:
+        _check_same_recipe(args.runs)
         rows = soup_fold(args.runs, args.fold, args.data_root)
     except MitobenchError as exc:
         parser.error(str(exc))

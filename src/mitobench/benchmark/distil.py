@@ -108,9 +108,11 @@ def distilled_runs(results_dir: Path) -> tuple[Path, Path | None]:
     return students[0], finals[0] if finals else None
 
 
-def pooled_validation(run: Path, folds: list[int]) -> pd.DataFrame:
-    """The validation predictions (label, prob) of `folds`, pooled: each training figure once,
-    from the fold model that held it out."""
+def pooled_validation(
+    run: Path, folds: list[int], columns: tuple[str, ...] = ("label", "prob")
+) -> pd.DataFrame:
+    """The validation predictions (`columns` of them) of `folds`, pooled: each training figure
+    once, from the fold model that held it out."""
     frames = []
     for k in folds:
         files = [f for f in RunDir(run).fold(k).prediction_files() if set_key(f).endswith("/val")]
@@ -119,7 +121,7 @@ def pooled_validation(run: Path, folds: list[int]) -> pd.DataFrame:
                 f"{run}: fold {k} holds {len(files)} validation prediction files, not one",
                 "rerun the same command to finish the student's folds",
             )
-        frames.append(pd.read_csv(files[0], usecols=["label", "prob"]))
+        frames.append(pd.read_csv(files[0], usecols=list(columns)))
     return pd.concat(frames, ignore_index=True)
 
 
