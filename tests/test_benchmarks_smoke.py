@@ -167,8 +167,9 @@ def test_threshold_rules_compares_the_rules_on_a_runs_validation_predictions(tmp
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| prior_others |" in done.stdout and "| pooled_others |" in done.stdout
+    assert "| call_rate_others |" in done.stdout
     result = json.loads(out.read_text())[str(run.path)]
-    assert len(result["per_fold"]) == 3 * 5 and {r["fold"] for r in result["per_fold"]} == {0, 1, 2}
+    assert len(result["per_fold"]) == 3 * 6 and {r["fold"] for r in result["per_fold"]} == {0, 1, 2}
     summary = {r["rule"]: r for r in result["summary"]}
     y = np.concatenate([f[0] for f in frames])
     p = np.concatenate([f[1] for f in frames])

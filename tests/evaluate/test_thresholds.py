@@ -54,6 +54,10 @@ def test_each_rule_is_scored_on_the_fold_it_did_not_see() -> None:
         share = others["label"].mean()
         at = 1 / (1 + np.exp(-(np.log(share / (1 - share)) - b) / a))
         assert rows.loc["prior_others", "threshold"] == pytest.approx(at, abs=1e-3)
+        # call_rate_others: calls the held-out fold at the share pooled_others calls on the others
+        share = float(np.mean(others["prob"] >= t))
+        called = int(np.sum(p >= rows.loc["call_rate_others", "threshold"]))
+        assert called == round(share * len(p))
         assert (rows["balanced_accuracy"] <= rows.loc["own", "balanced_accuracy"] + 1e-12).all()
     # the folds were drawn with shifted scores, so the rules disagree somewhere
     assert table.groupby("fold")["threshold"].nunique().max() > 1
@@ -70,3 +74,13 @@ def test_the_cards_rules_by_default_and_unknown_rules_refused() -> None:
     assert set(threshold_transfer(folds)["rule"]) == set(RULES)
     with pytest.raises(ValueError, match="unknown threshold rules"):
         threshold_transfer(folds, ["best_on_test"])
+
+
+def test_call_rate_never_reads_the_held_out_labels() -> None:
+    rng = np.random.default_rng(5)
+    folds = {k: _fold(rng, 120, 0.25, 0.2 * k) for k in range(3)}
+    shuffled = {k: f.assign(label=rng.permutation(f["label"].to_numpy())) if k == 0 else f
+                for k, f in folds.items()}  # fmt: skip
+    rule = ["call_rate_others"]
+    a, b = threshold_transfer(folds, rule), threshold_transfer(shuffled, rule)
+    assert a.loc[a["fold"] == 0, "threshold"].item() == b.loc[b["fold"] == 0, "threshold"].item()

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from mitobench.metrics.binary import best_threshold, compute, selection_score, summarise
+from mitobench.metrics.binary import (
+    best_threshold,
+    call_rate_threshold,
+    compute,
+    selection_score,
+    summarise,
+)
 
 
 def test_metrics_agree_with_scikit_learn() -> None:
@@ -77,3 +83,13 @@ def test_the_one_balanced_accuracy_is_scikit_learns() -> None:
         if len(np.unique(y)) == 2:
             assert balanced_accuracy(y, pred) == pytest.approx(balanced_accuracy_score(y, pred))
     assert np.isnan(balanced_accuracy(np.ones(5), np.ones(5)))
+
+
+def test_call_rate_threshold_calls_the_share_asked_for() -> None:
+    probs = np.random.default_rng(6).random(101)
+    for share in (0.0, 0.1, 0.25, 0.5, 1.0):
+        t = call_rate_threshold(probs, share)
+        assert np.sum(probs >= t) == round(share * 101)
+    assert np.sum(probs >= call_rate_threshold(probs, 0.0)) == 0
+    with pytest.raises(ValueError, match="share"):
+        call_rate_threshold(probs, 1.5)

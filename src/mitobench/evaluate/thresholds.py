@@ -14,16 +14,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mitobench.metrics.binary import balanced_accuracy, best_threshold
+from mitobench.metrics.binary import balanced_accuracy, best_threshold, call_rate_threshold
 from mitobench.metrics.calibration import prior_threshold
 
 RULES = ("own", "pooled_others", "mean_of_others", "default")
 """own: the held-out fold's best (optimistic); pooled_others: best on the other folds' predictions
 pooled (`mitobench distil`'s rule for its final student); mean_of_others: the mean of the other
 folds' own thresholds; default: 0.5. The model card's table shows these."""
-ALL_RULES = (*RULES, "prior_others")
+ALL_RULES = (*RULES, "prior_others", "call_rate_others")
 """... and prior_others: where a Platt fit of the other folds' predictions pooled reaches their
-atypical share (`metrics.calibration.prior_threshold`), a smooth rule compared on validation."""
+atypical share (`metrics.calibration.prior_threshold`), a smooth rule compared on validation;
+call_rate_others: the share of the other folds' figures that pooled_others' threshold calls
+atypical, called on the held-out fold (a quantile of its own unlabelled probabilities: transductive,
+docs/recipes.md)."""
 POOLED_RULES = {"pooled_others": best_threshold, "prior_others": prior_threshold}
 """The rules that read the other folds' predictions pooled: each one's threshold from (labels, probs)."""
 
@@ -42,14 +45,18 @@ def threshold_transfer(folds: dict[int, pd.DataFrame], rules: Sequence[str] = RU
         others = pd.concat([f for j, f in folds.items() if j != k], ignore_index=True)
         labels, probs = held_out["label"].to_numpy(), held_out["prob"].to_numpy()
         for rule in rules:
-            t = _threshold(rule, own, k, others)
+            t = _threshold(rule, own, k, others, probs)
             rows.append({"fold": k, "rule": rule, "threshold": t,
                          "balanced_accuracy": balanced_accuracy(labels, probs >= t)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _threshold(rule: str, own: dict[int, float], k: int, others: pd.DataFrame) -> float:
-    """Fold `k`'s threshold by `rule`, from the folds' own thresholds and the others' predictions."""
+def _threshold(rule: str, own: dict[int, float], k: int, others: pd.DataFrame, held_out: np.ndarray) -> float:
+    """Fold `k`'s threshold by `rule`, from the folds' own thresholds, the others' predictions and
+    (call_rate_others only) the held-out fold's probabilities, never its labels."""
+    if rule == "call_rate_others":
+        t = best_threshold(others["label"].to_numpy(), others["prob"].to_numpy())
+        return call_rate_threshold(held_out, float(np.mean(others["prob"].to_numpy() >= t)))
     if rule in POOLED_RULES:
         return POOLED_RULES[rule](others["label"].to_numpy(), others["prob"].to_numpy())
     if rule == "own":

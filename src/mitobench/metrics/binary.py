@@ -143,6 +143,17 @@ def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
     return best
 
 
+def call_rate_threshold(probs: np.ndarray, share: float) -> float:
+    """The threshold that calls `share` of `probs` atypical: the k-th largest probability, k the
+    share's count rounded (ties at it are called too); above every probability when k is 0. Used
+    to carry a call rate, not a threshold value, from one set of figures to another."""
+    probs = np.sort(np.asarray(probs, dtype=np.float64))[::-1]
+    if not 0.0 <= share <= 1.0 or probs.size == 0:
+        raise ValueError(f"share {share} must be in [0, 1] and the probabilities not empty")
+    k = round(share * probs.size)
+    return float(np.nextafter(probs[0], np.inf)) if k == 0 else float(probs[k - 1])
+
+
 def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
     """Mean and sample standard deviation (ddof 1) over fold models; the paper printed np.std
     (ddof 0), which the report shows beside its published figures."""
