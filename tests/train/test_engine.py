@@ -45,8 +45,9 @@ def test_e2e_learns_a_separable_set(separable_root: Path, tmp_path: Path) -> Non
     )
 
 
-def test_resumed_run_ends_identical(separable_root: Path, tmp_path: Path) -> None:
-    spec = _e2e_spec(max_epochs=3)
+@pytest.mark.parametrize("extra", [{}, {"mixup_alpha": 0.4}], ids=["plain", "mixup"])
+def test_resumed_run_ends_identical(separable_root: Path, tmp_path: Path, extra: dict) -> None:
+    spec = _e2e_spec(max_epochs=3, **extra)
     train_run(spec, tmp_path / "whole", separable_root, pretrained=False)
     partial = train_run(spec, tmp_path / "resumed", separable_root, pretrained=False, stop_after_epochs=1)
     assert partial.trained_folds == [] and (tmp_path / "resumed" / "fold_0" / "last.pt").is_file()

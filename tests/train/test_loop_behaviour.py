@@ -120,3 +120,27 @@ def test_the_checkpoint_kept_is_the_best_epochs_weights(
     for name, weights in seen[1].items():
         torch.testing.assert_close(kept[name], weights, rtol=0, atol=0)
         torch.testing.assert_close(trainable_state(model)[name], weights, rtol=0, atol=0)
+
+
+def test_mixup_mixes_images_and_targets_by_one_beta_draw() -> None:
+    """Each row is λ·itself + (1 − λ)·its partner, images and targets with the same λ and partner;
+    λ follows Beta(α, α) (a Kolmogorov-Smirnov test against scipy's distribution). One-hot rows
+    make a mixed row show its own weight and its partner."""
+    from scipy import stats
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.eye(8, dtype=torch.float64), torch.tensor([0, 1, 1 / 3, 2 / 3, 0.1, 0.9, 0.25, 0.6])
+    lams = []
+    for _ in range(400):
+        mx, my = loop.mixup(x, y, 0.2, g)
+        lam = mx.diagonal()
+        partner = (mx - torch.diag(lam)).argmax(dim=1)
+        moved = lam < 1 - 1e-9  # rows mixed with another row
+        partner[~moved] = torch.arange(8)[~moved]
+        weight = float(lam[moved][0]) if moved.any() else 1.0
+        assert torch.allclose(lam[moved], torch.tensor(weight, dtype=lam.dtype))  # one λ a batch
+        assert sorted(partner.tolist()) == list(range(8))  # a permutation
+        mixed = weight * y.double() + (1 - weight) * y.double()[partner]
+        assert torch.allclose(my.double(), mixed, atol=1e-6)
+        lams.append(weight)
+    assert stats.kstest(lams, stats.beta(0.2, 0.2).cdf).pvalue > 0.01

@@ -195,6 +195,9 @@ class TrainConfig(BaseModel):
     """Target = weight x the teacher's probability + (1 - weight) x the usual target (the experts'
     vote share with `soft_labels`, else the 0/1 label)."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup_alpha: float | None = Field(None, gt=0)
+    """Mixup: each training batch mixed with a permutation of itself, images and targets alike, by
+    one λ ~ Beta(alpha, alpha) per batch (None: off, as the paper)."""
     focal_gamma: float = Field(2.0, ge=0)
     augment: list[Step] = Field(default_factory=_e2e_script_augment)
     """Training augmentation, applied in order (see `train.augment`); [] for none."""

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from scipy.special import betaincinv
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mitobench.errors import MitobenchError
@@ -325,6 +326,10 @@ class _Session:
             idx = order[s * bs : (s + 1) * bs]
             x = ctx.train.get(idx, self.g).to(ctx.dev)
             y = torch.from_numpy(targets[idx]).to(ctx.dev)
+            if cfg.mixup_alpha:
+                x, y = mixup(x, y, cfg.mixup_alpha, self.g)
+                if cfg.channels_last and x.dim() == 4:  # indexing by the permutation drops it
+                    x = x.contiguous(memory_format=torch.channels_last)
             with autocast(self.choice.dtype, ctx.dev):
                 logits = self.model(x)
             loss = binary_loss(logits.float(), y, cfg, self.pos_weight)
@@ -342,6 +347,17 @@ class _Session:
             ctx.progress.advance()
         ctx.progress.finish()
         return total / self.steps
+
+
+def mixup(
+    x: torch.Tensor, y: torch.Tensor, alpha: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch mixed with a permutation of itself by one λ ~ Beta(alpha, alpha), images and
+    targets alike (Zhang et al. 2018); drawn from `g`, so a resumed fit mixes as an unbroken one."""
+    lam = float(betaincinv(alpha, alpha, torch.rand((), generator=g, dtype=torch.float64).item()))
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    y = y.double()
+    return lam * x + (1 - lam) * x[perm], (lam * y + (1 - lam) * y[perm]).float()
 
 
 def _draw_order(labels: np.ndarray, draws: int, cfg: TrainConfig, g: torch.Generator) -> np.ndarray:
