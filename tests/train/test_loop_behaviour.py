@@ -144,3 +144,10 @@ def test_mixup_mixes_images_and_targets_by_one_beta_draw() -> None:
         assert torch.allclose(my.double(), mixed, atol=1e-6)
         lams.append(weight)
     assert stats.kstest(lams, stats.beta(0.2, 0.2).cdf).pvalue > 0.01
+
+
+def test_mixup_keeps_a_channels_last_batch_channels_last() -> None:
+    """The loop prepares channels-last batches (`channels_last`); mixing must not undo that."""
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    mixed, _ = loop.mixup(x, torch.rand(4), 0.4, torch.Generator().manual_seed(1))
+    assert mixed.is_contiguous(memory_format=torch.channels_last)

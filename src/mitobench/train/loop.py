@@ -328,8 +328,6 @@ class _Session:
             y = torch.from_numpy(targets[idx]).to(ctx.dev)
             if cfg.mixup_alpha:
                 x, y = mixup(x, y, cfg.mixup_alpha, self.g)
-                if cfg.channels_last and x.dim() == 4:  # indexing by the permutation drops it
-                    x = x.contiguous(memory_format=torch.channels_last)
             with autocast(self.choice.dtype, ctx.dev):
                 logits = self.model(x)
             loss = binary_loss(logits.float(), y, cfg, self.pos_weight)
