@@ -44,19 +44,24 @@ def threshold_transfer(folds: dict[int, pd.DataFrame], rules: Sequence[str] = RU
     for k, held_out in folds.items():
         others = pd.concat([f for j, f in folds.items() if j != k], ignore_index=True)
         labels, probs = held_out["label"].to_numpy(), held_out["prob"].to_numpy()
+        pooled = best_threshold(others["label"].to_numpy(), others["prob"].to_numpy())
         for rule in rules:
-            t = _threshold(rule, own, k, others, probs)
+            t = _threshold(rule, own, k, others, pooled, probs)
             rows.append({"fold": k, "rule": rule, "threshold": t,
                          "balanced_accuracy": balanced_accuracy(labels, probs >= t)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _threshold(rule: str, own: dict[int, float], k: int, others: pd.DataFrame, held_out: np.ndarray) -> float:
-    """Fold `k`'s threshold by `rule`, from the folds' own thresholds, the others' predictions and
-    (call_rate_others only) the held-out fold's probabilities, never its labels."""
+def _threshold(
+    rule: str, own: dict[int, float], k: int, others: pd.DataFrame, pooled: float, held_out: np.ndarray
+) -> float:
+    """Fold `k`'s threshold by `rule`, from the folds' own thresholds, the others' predictions, their
+    pooled best threshold `pooled` and (call_rate_others only) the held-out fold's probabilities,
+    never its labels."""
+    if rule == "pooled_others":
+        return pooled
     if rule == "call_rate_others":
-        t = best_threshold(others["label"].to_numpy(), others["prob"].to_numpy())
-        return call_rate_threshold(held_out, float(np.mean(others["prob"].to_numpy() >= t)))
+        return call_rate_threshold(held_out, float(np.mean(others["prob"].to_numpy() >= pooled)))
     if rule in POOLED_RULES:
         return POOLED_RULES[rule](others["label"].to_numpy(), others["prob"].to_numpy())
     if rule == "own":
