@@ -1,16 +1,18 @@
 """How fast does a trained run classify patches: one fold model, and the fold ensemble?
 
     python benchmarks/inference_speed.py --run results/cpu-best/runs/tf_efficientnet_lite0-e2e-cpu-best
+    python benchmarks/inference_speed.py --shipped amibr-lite0   # the package's own files
     python benchmarks/inference_speed.py --quick        # a smoke test on a tiny run it trains
 
-Scores the AMi-Br test patches (already decoded in memory, as `predict` holds them) with the
-run's own input size and normalisation, the way `predict` and the test-set evaluation do: first
-each fold model alone (the single-model figure), then the whole fold ensemble; with PyTorch in
-fp32 and in bf16 and with ONNX Runtime (fp32, one fold model exported by `mitobench export
---format onnx`'s code) side by side. Says which one `precision: auto` picks on this machine and
-whether that is within 10 % of the faster, and which engine is the fastest here. One warm-up pass,
-then --repeat rounds; medians are reported. `--quick` times bf16 on 16 patches only where the
-processor emulates it (10-15x slower: the path, not the figure).
+Scores the AMi-Br test patches (already decoded in memory, as `predict` holds them) with the run's
+own input size and normalisation, the way `predict` and the test-set evaluation do: first each fold
+model alone (the single-model figure), then the whole fold ensemble; with PyTorch in fp32 and in
+bf16 and with ONNX Runtime (fp32, one fold model exported by `mitobench export --format onnx`'s
+code) side by side. `--shipped NAME` times a shipped model's own files instead: its bundle under
+PyTorch, its `.onnx` under ONNX Runtime — what `predict` runs. Says which one `precision: auto`
+picks on this machine and whether that is within 10 % of the faster, and which engine is the fastest
+here. One warm-up pass, then --repeat rounds; medians are reported. `--quick` times bf16 on 16
+patches only where the processor emulates it (10-15x slower: the path, not the figure).
 """
 
 from __future__ import annotations
@@ -21,15 +23,60 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+@dataclass(frozen=True)
+class Source:
+    """What is timed: a run folder (its fold models; ONNX exported from its first), or a shipped
+    model's files (its bundle for PyTorch, its own `.onnx` for ONNX Runtime)."""
+
+    run: Path | None = None
+    shipped: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.run) if self.run is not None else f"shipped:{self.shipped}"
+
+    def predictor(self) -> Any:
+        from mitobench.inference.bundle import from_bundle
+        from mitobench.inference.predictor import from_run
+
+        if self.run is not None:
+            return from_run(self.run)
+        return from_bundle(self.ship().bundle)
+
+    def onnx(self, tmp: Path) -> Any:
+        """The ONNX Runtime engine of one model (the first fold's, for a run)."""
+        from mitobench.inference.onnx import export_onnx, from_onnx
+
+        if self.run is None:
+            return from_onnx(self.ship().onnx)
+        predictor = self.predictor()
+        first = min(predictor.fold_states)
+        predictor.fold_states = {first: predictor.fold_states[first]}
+        return from_onnx(export_onnx(predictor, tmp / "one.onnx"))
+
+    def ship(self) -> Any:
+        """The shipped model's files; a user error when there is no such model."""
+        from mitobench.errors import ConfigError
+        from mitobench.inference.shipped import shipped, shipped_names
+
+        ship = shipped(str(self.shipped))
+        if ship is None:
+            raise ConfigError(
+                f"{self.shipped}: no such shipped model", f"shipped: {', '.join(shipped_names()) or 'none'}"
+            )
+        return ship
+
+
 def measure(
-    run: Path,
+    run: Source,
     data_root: Path,
     repeat: int,
     limit: int | None,
@@ -74,16 +121,15 @@ def measure(
 
 
 def measure_one(
-    run: Path, data_root: Path, repeat: int, limit: int | None, precision: str, max_folds: int | None = None
+    run: Source, data_root: Path, repeat: int, limit: int | None, precision: str, max_folds: int | None = None
 ) -> dict:
     """Patches per second of one fold model (median over folds and rounds) and of the ensemble
     (of the first `max_folds` fold models)."""
     from mitobench.data.cache import ImageCache
     from mitobench.data.registry import load
-    from mitobench.inference.predictor import from_run
 
     images = ImageCache().load(load("amibr/test", data_root))[:limit]
-    predictor = from_run(run)
+    predictor = run.predictor()
     predictor.cfg = predictor.cfg.model_copy(update={"precision": precision, "inference_precision": None})
     states = dict(list(predictor.fold_states.items())[:max_folds])
     first = next(iter(states))
@@ -116,23 +162,18 @@ def measure_one(
     }
 
 
-def measure_onnx(run: Path, data_root: Path, repeat: int, limit: int | None) -> dict | None:
-    """Patches per second of one fold model under ONNX Runtime (None when it is not installed)."""
+def measure_onnx(run: Source, data_root: Path, repeat: int, limit: int | None) -> dict | None:
+    """Patches per second of one model under ONNX Runtime (None when it is not installed)."""
     try:
         import onnxruntime
     except ImportError:
         return None
     from mitobench.data.cache import ImageCache
     from mitobench.data.registry import load
-    from mitobench.inference.onnx import export_onnx, from_onnx
-    from mitobench.inference.predictor import from_run
 
     images = ImageCache().load(load("amibr/test", data_root))[:limit]
-    predictor = from_run(run)
-    first = min(predictor.fold_states)
-    predictor.fold_states = {first: predictor.fold_states[first]}
     with tempfile.TemporaryDirectory() as tmp:
-        engine = from_onnx(export_onnx(predictor, Path(tmp) / "one.onnx"))
+        engine = run.onnx(Path(tmp))
         engine.fold_probs(images[:64])  # warm-up
         rounds = []
         for _ in range(repeat):
@@ -150,28 +191,36 @@ def measure_onnx(run: Path, data_root: Path, repeat: int, limit: int | None) -> 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, help="a run directory made by mitobench train or run")
+    p.add_argument("--shipped", metavar="NAME", help="a shipped model's own files (e.g. amibr-lite0)")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--limit", type=int, help="time the first N AMi-Br test patches only")
     p.add_argument("--quick", action="store_true", help="train a tiny two-fold run and time 128 patches")
     p.add_argument("--max-folds", type=int, help="time only the first N fold models (1: one model)")
     p.add_argument("--out", type=Path, help="write the figures as JSON")
     args = p.parse_args(argv)
     from mitobench.allocator import configure_allocator
+    from mitobench.errors import MitobenchError
     from mitobench.machine import configure_threads
 
     configure_threads()
     configure_allocator()  # as the command line does; $MITOBENCH_MALLOC=system for glibc's defaults
     with tempfile.TemporaryDirectory() as tmp:
-        run, limit = args.run, None
+        if sum(x is not None and x is not False for x in (args.run, args.shipped, args.quick)) != 1:
+            p.error("give one of --run, --shipped or --quick")
+        source, limit = Source(args.run, args.shipped), args.limit
         if args.quick:
             from slide_speed import train_model
 
-            run, limit = Path(tmp) / "run", 128
-            train_model(args.data_root, run, folds=2, steps=2)
-        if run is None:
-            p.error("--run is required (or --quick)")
+            source, limit = Source(Path(tmp) / "run"), 128
+            train_model(args.data_root, Path(tmp) / "run", folds=2, steps=2)
         repeat = 1 if args.quick else args.repeat
-        result = measure(run, args.data_root, repeat, limit, args.quick, args.max_folds)
+        try:
+            if args.shipped is not None:
+                source.ship()  # before the patches are decoded
+            result = measure(source, args.data_root, repeat, limit, args.quick, args.max_folds)
+        except MitobenchError as exc:
+            p.error(str(exc))
     print(f"measured on {result['machine']['label']}; malloc: {result['machine']['malloc']}")
     for precision in ("fp32", "bf16"):
         r = result[precision]

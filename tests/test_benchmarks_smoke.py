@@ -55,6 +55,46 @@ def test_inference_speed_quick_mode(real_root: Path, tmp_path: Path) -> None:
     assert f"--engine auto runs {result['engine_auto']} here" in run.stdout
 
 
+def _speed(real_root: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "inference_speed.py"), "--data-root", str(real_root)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_inference_speed_times_the_shipped_files(real_root: Path, tmp_path: Path) -> None:
+    """`--shipped NAME` times what `predict` runs: the package's bundle under PyTorch and its own
+    `.onnx` under ONNX Runtime (not a re-export), on as many patches as asked."""
+    run = _speed(
+        real_root,
+        "--shipped",
+        "amibr-lite0",
+        "--limit",
+        "24",
+        "--repeat",
+        "1",
+        "--out",
+        str(tmp_path / "s.json"),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert result["run"] == "shipped:amibr-lite0" and result["folds"] == 1
+    assert result["fp32"]["patches"] == 24 and result["onnx"]["patches"] == 24
+    assert result["input_size"] == 224  # the shipped student's own size, read from its bundle
+    assert "native bf16" in run.stdout and "ONNX Runtime" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--shipped", "no-such-model"), ("--shipped", "amibr-lite0", "--run", "x"), ()],
+)
+def test_inference_speed_user_errors(real_root: Path, args: tuple[str, ...]) -> None:
+    """An unknown shipped model, two sources or none: argparse's one message and exit 2."""
+    run = _speed(real_root, *args)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert (
+        ("no such shipped model" in run.stderr) if "no-such-model" in args else ("give one of" in run.stderr)
+    )
+
+
 def test_gpu_check_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path: Path) -> None:
     """The prepared device check, every section with --quick limits, on the CPU (as CI runs it).
     Its `fold` and `perf` sections run benchmarks/reproduce_fold.py and benchmarks/perf.py, so
