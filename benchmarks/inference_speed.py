@@ -188,17 +188,31 @@ def measure_onnx(run: Source, data_root: Path, repeat: int, limit: int | None) -
     }
 
 
+def positive(text: str) -> int:
+    """A count of patches, rounds or folds: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, help="a run directory made by mitobench train or run")
-    p.add_argument("--shipped", metavar="NAME", help="a shipped model's own files (e.g. amibr-lite0)")
+    what = p.add_mutually_exclusive_group(required=True)  # one thing is timed
+    what.add_argument("--run", type=Path, help="a run directory made by mitobench train or run")
+    what.add_argument("--shipped", metavar="NAME", help="a shipped model's own files (e.g. amibr-lite0)")
+    what.add_argument("--quick", action="store_true", help="train a tiny two-fold run and time 128 patches")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--limit", type=int, help="time the first N AMi-Br test patches only")
-    p.add_argument("--quick", action="store_true", help="train a tiny two-fold run and time 128 patches")
-    p.add_argument("--max-folds", type=int, help="time only the first N fold models (1: one model)")
+    p.add_argument("--repeat", type=positive, default=3)
+    p.add_argument("--limit", type=positive, help="time the first N AMi-Br test patches only")
+    p.add_argument("--max-folds", type=positive, help="time only the first N fold models (1: one model)")
     p.add_argument("--out", type=Path, help="write the figures as JSON")
     args = p.parse_args(argv)
+    if args.out and args.out.exists():
+        p.error(f"{args.out} exists: pass another --out path (results are never overwritten)")
     from mitobench.allocator import configure_allocator
     from mitobench.errors import MitobenchError
     from mitobench.machine import configure_threads
@@ -206,8 +220,6 @@ def main(argv: list[str] | None = None) -> None:
     configure_threads()
     configure_allocator()  # as the command line does; $MITOBENCH_MALLOC=system for glibc's defaults
     with tempfile.TemporaryDirectory() as tmp:
-        if sum(x is not None and x is not False for x in (args.run, args.shipped, args.quick)) != 1:
-            p.error("give one of --run, --shipped or --quick")
         source, limit = Source(args.run, args.shipped), args.limit
         if args.quick:
             from slide_speed import train_model
@@ -243,7 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     verdict = "within 10 % of the fastest" if result["engine_auto_within_10pct"] else "NOT within 10 %"
     print(f"--engine auto runs {result['engine_auto']} here: {verdict}")
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        from mitobench.paths import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -83,16 +83,27 @@ def test_inference_speed_times_the_shipped_files(real_root: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    "args",
-    [("--shipped", "no-such-model"), ("--shipped", "amibr-lite0", "--run", "x"), ()],
+    ("args", "message"),
+    [
+        (("--shipped", "no-such-model"), "no-such-model: no such shipped model"),
+        (("--shipped", "amibr-lite0", "--run", "x"), "argument --run: not allowed with argument --shipped"),
+        ((), "one of the arguments --run --shipped --quick is required"),
+        (("--shipped", "amibr-lite0", "--limit", "0"), "argument --limit: 0 is below 1"),
+        (("--shipped", "amibr-lite0", "--repeat", "nan"), "argument --repeat: 'nan' is not a whole number"),
+        (("--shipped", "amibr-lite0", "--out", "EXISTS"), "exists: pass another --out path"),
+    ],
 )
-def test_inference_speed_user_errors(real_root: Path, args: tuple[str, ...]) -> None:
-    """An unknown shipped model, two sources or none: argparse's one message and exit 2."""
-    run = _speed(real_root, *args)
+def test_inference_speed_user_errors(
+    real_root: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """An unknown shipped model, two sources or none, a count below 1 or not a number, an --out
+    that exists (left as it was): argparse's one message and exit 2."""
+    existing = tmp_path / "[old] result.json"
+    existing.write_text("kept")
+    run = _speed(real_root, *(str(existing) if a == "EXISTS" else a for a in args))
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert (
-        ("no such shipped model" in run.stderr) if "no-such-model" in args else ("give one of" in run.stderr)
-    )
+    assert message in run.stderr
+    assert existing.read_text() == "kept"
 
 
 def test_gpu_check_runs_end_to_end_on_the_cpu(real_root: Path, tmp_path: Path) -> None:
