@@ -164,7 +164,13 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(separable_root: Path, tmp_p
     args = ["train", "--model", "tf_efficientnet_lite0", "--preset", "cpu", "--folds", "0",
             "--data-root", str(separable_root), "--out", str(out), "--set", "max_epochs=50",
             "--set", "input_size=32", "--set", "precision=fp32"]  # fmt: skip
-    code = "from mitobench.cli import main; import sys; sys.argv = ['mitobench', *sys.argv[1:]]; main()"
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler in the child (pytest run as `cmd &` failed so): give the
+    # child the handler a terminal's Ctrl-C meets.
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from mitobench.cli import main; sys.argv = ['mitobench', *sys.argv[1:]]; main()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stderr=subprocess.PIPE, text=True, cwd=REPO)
     deadline = 120
     import time
