@@ -343,17 +343,9 @@ def models_info(
 ) -> None:
     """What a model is: a registered model's spec, or what a trained model was trained on, its
     fingerprint, threshold, patch geometry and its test-set figures."""
-    from mitobench.inference.shipped import describe_shipped, shipped
-    from mitobench.models.registry import get, names
+    from mitobench.inference.shipped import describe_target
 
-    if target in names():
-        info: dict[str, Any] = {"name": target, **get(target).to_dict()}
-    elif shipped(target) is not None:
-        info = describe_shipped(target)
-    else:
-        from mitobench.inference.bundle import describe_model
-
-        info = describe_model(Path(target))
+    info = describe_target(target)
     if as_json:
         _print_json(info)
         return

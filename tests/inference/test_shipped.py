@@ -272,3 +272,14 @@ def test_the_shipped_model_reproduces_its_amibr_test_figures_from_the_images(rea
     run = describe_model(REAL)["figures"]["amibr/test"]["fold_mean"]
     assert auroc(labels, p_onnx) == pytest.approx(run["auroc"], abs=5e-3)
     assert balanced_accuracy(labels, calls) == pytest.approx(run["balanced_accuracy"], abs=0.015)
+
+
+def test_models_info_of_an_unknown_name_names_the_nearest_known_ones(cli) -> None:
+    """A mistyped shipped or registered name is one message with the near names, exit 2."""
+    code, _, err = cli("models", "info", "amibr-lite")
+    assert code == 2 and "Traceback" not in err, err
+    assert "amibr-lite: no such registered model, shipped model" in err and "did you mean amibr-lite0" in err
+    code, _, err = cli("models", "info", "tf_efficientnet_lite")
+    assert code == 2 and "tf_efficientnet_lite0" in err, err
+    code, _, err = cli("models", "info", "zzz")
+    assert code == 2 and "did you mean" not in err and "mitobench models list" in err, err

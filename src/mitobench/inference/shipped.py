@@ -152,6 +152,31 @@ def describe_shipped(name: str) -> dict[str, Any]:
     }
 
 
+def describe_target(target: str) -> dict[str, Any]:
+    """`models info TARGET`: a registered model's spec, a shipped model's record, or what a run,
+    bundle or .onnx model is. A bare name that is none of these names the nearest known names."""
+    import difflib
+
+    from mitobench.inference.bundle import describe_model
+    from mitobench.models.registry import get, names
+
+    if target in names():
+        return {"name": target, **get(target).to_dict()}
+    if shipped(target) is not None:
+        return describe_shipped(target)
+    path = Path(target)
+    if not path.exists() and path.parent == Path(".") and not path.suffix:
+        known = [*shipped_names(), *names()]
+        near = difflib.get_close_matches(target, known, n=3)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise ConfigError(
+            f"{target}: no such registered model, shipped model, run folder or bundle",
+            f"{hint}shipped models: {', '.join(shipped_names()) or 'none'}; `mitobench models list` "
+            "lists the registered ones; else pass a run folder, a .safetensors bundle or an .onnx model",
+        )
+    return describe_model(path)
+
+
 def ship_run(run_dir: Path, name: str, made: dict[str, Any], folder: Path | None = None) -> ShippedModel:
     """Write a finished run as the shipped model `name`: the bundle (fp16 weights), the ONNX form
     exported from that same bundle (so both engines hold identical weights) and the record `made`
