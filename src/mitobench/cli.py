@@ -527,6 +527,7 @@ def train_cmd(
     data_root: DataRoot = None,
 ) -> None:
     """Train a model on each fold of its training data and evaluate it (resumes if interrupted)."""
+    from mitobench.models.registry import require_known
     from mitobench.runs.rundir import run_name
     from mitobench.runs.spec import assemble_spec
     from mitobench.train.run import train_run
@@ -552,6 +553,7 @@ def train_cmd(
     spec = assemble_spec(values, options, _parse_sets(set_))
     run_dir = out or Path("runs") / run_name(spec.model, spec.mode, spec.preset, spec.train_data)
     require_folder(run_dir, "the run folder (--out)", "pass a folder to hold the run: --out DIR")
+    require_known([spec.model])
     root = _root(data_root, fetch=spec.uses_released_data)  # your own data only: nothing to download
     with progress_for() as progress:
         result = train_run(spec, run_dir, root, progress)
@@ -801,10 +803,12 @@ def run_cmd(
     """Run a benchmark grid (model × mode × fold); finished jobs are skipped, failed ones recorded."""
     from mitobench.benchmark.grid import load_grid
     from mitobench.benchmark.runner import plan, run_grid
+    from mitobench.models.registry import require_known
 
     grid = load_grid(config)
     results_dir = results or Path("results") / grid.name
     require_folder(results_dir, "the results folder (--results)", "pass a writable folder: --results DIR")
+    require_known(spec.model for spec in grid.run_specs())
     root = _root(data_root, fetch=True)
     err_console.print(
         f"{grid.name}: {len(plan(grid, results_dir))} jobs → {results_dir} "
@@ -866,6 +870,7 @@ def distil_cmd(
     """Train the teachers (a grid, resumable) and one student towards their out-of-fold probabilities."""
     from mitobench.benchmark.distil import distil, plan_distil
     from mitobench.benchmark.grid import load_grid
+    from mitobench.models.registry import require_known
 
     grid = load_grid(teachers)
     results_dir = results or Path("results") / f"distil-{grid.name}"
@@ -874,6 +879,7 @@ def distil_cmd(
         grid, results_dir, student_model, teacher_weight, tuple(_parse_folds(folds)),
         student_preset=student_preset, all_figures=all_figures,
     )  # fmt: skip
+    require_known([plan.student.model, *(spec.model for spec in grid.run_specs())])
     root = _root(data_root, fetch=True)
     with progress_for() as progress:
         _, student, final = distil(plan, results_dir, root, progress)

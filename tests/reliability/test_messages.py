@@ -312,3 +312,27 @@ def test_a_grid_with_non_finite_resources_is_refused(tmp_path: Path, cli) -> Non
     code, _, err = cli("run", grid, "--results", tmp_path / "r")
     assert code == 2, err
     _one_error(err, "num_cpus")
+
+
+def test_an_unknown_model_is_refused_before_any_data_is_fetched(tmp_path: Path, cli) -> None:
+    """`train`, `run` and `distil` name a mistyped model before they look for data: with an empty
+    data root they would otherwise start a download (and `run` would record a failed job)."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "name: typo\npreset: cpu\nfolds: [0]\nruns:\n  - {model: tf_efficientnet_lite9, modes: [e2e]}\n"
+    )
+    code, _, err = cli("train", "--model", "nosuchmodel", "--folds", "0", "--data-root", empty,
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2
+    _one_error(err, "unknown model 'nosuchmodel'", "mitobench models list")
+    code, _, err = cli("run", grid, "--results", tmp_path / "results", "--data-root", empty)
+    assert code == 2
+    _one_error(err, "unknown model 'tf_efficientnet_lite9'")
+    code, _, err = cli("distil", "--teachers", "quick", "--student-model", "nosuchmodel",
+                       "--results", tmp_path / "distil", "--data-root", empty)  # fmt: skip
+    assert code == 2
+    _one_error(err, "unknown model 'nosuchmodel'")
+    assert not any(p.exists() for p in (tmp_path / "run", tmp_path / "results", tmp_path / "distil"))
+    assert list(empty.iterdir()) == []  # nothing fetched

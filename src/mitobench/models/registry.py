@@ -44,3 +44,10 @@ def get(name: str) -> ModelSpec:
             f"use one of {', '.join(_REGISTRY)} (mitobench models list), or any timm model name",
         )
     return derived
+
+
+def require_known(model_names: Iterable[str]) -> None:
+    """Every name is a registered or a timm model, else `get`'s one message: checked before any
+    data is fetched or hashed, so a typo costs no download and no job."""
+    for name in dict.fromkeys(model_names):
+        get(name)
