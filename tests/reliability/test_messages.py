@@ -329,7 +329,7 @@ def test_an_unknown_model_is_refused_before_any_data_is_fetched(tmp_path: Path, 
     _one_error(err, "unknown model 'nosuchmodel'", "mitobench models list")
     code, _, err = cli("run", grid, "--results", tmp_path / "results", "--data-root", empty)
     assert code == 2
-    _one_error(err, "unknown model 'tf_efficientnet_lite9'")
+    _one_error(err, "unknown model 'tf_efficientnet_lite9'", "did you mean tf_efficientnet_lite")
     code, _, err = cli("distil", "--teachers", "quick", "--student-model", "nosuchmodel",
                        "--results", tmp_path / "distil", "--data-root", empty)  # fmt: skip
     assert code == 2

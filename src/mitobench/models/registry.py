@@ -39,9 +39,15 @@ def get(name: str) -> ModelSpec:
         return spec
     derived = spec_from_timm(name)
     if derived is None:
+        import difflib
+
+        import timm
+
+        near = difflib.get_close_matches(name.lower(), [*_REGISTRY, *timm.list_models()], n=3)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
         raise ModelError(
             f"unknown model {name!r}",
-            f"use one of {', '.join(_REGISTRY)} (mitobench models list), or any timm model name",
+            f"{hint}use one of {', '.join(_REGISTRY)} (mitobench models list), or any timm model name",
         )
     return derived
 
