@@ -125,6 +125,14 @@ def test_report_without_results_is_a_user_error(tmp_path: Path, cli) -> None:
     assert code == 2 and "holds no results store" in err
 
 
+def test_raters_on_a_folder_without_a_store_leaves_it_untouched(tmp_path: Path, real_root: Path, cli) -> None:
+    """A mistyped --results is one message; it used to create the folder and an empty store."""
+    typo = tmp_path / "resluts"
+    code, _, err = cli("raters", "--results", typo, "--data-root", real_root)
+    assert code == 2 and "Traceback" not in err and f"{typo} holds no results store" in err, err
+    assert not typo.exists()
+
+
 def _fold_frames(
     preset: str, n_folds: int = 5, train_data: str = "amibr/train"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

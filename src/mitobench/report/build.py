@@ -89,7 +89,13 @@ def rater_analysis(
 
 
 def _store_with_results(results_dir: Path) -> ResultsStore:
-    """The results store, refused when no job in it finished (an empty report is not a success)."""
+    """The results store, refused when there is none (opening one would create it: a mistyped
+    folder would gain an empty store) or no job in it finished (an empty report is not a success)."""
+    if not (results_dir / STORE_FILE).is_file():
+        raise ConfigError(
+            f"{results_dir} holds no results store",
+            "pass the folder a grid wrote (mitobench run CONFIG --results DIR)",
+        )
     store = ResultsStore(results_dir)
     if not store.finished_jobs():
         raise ConfigError(
@@ -211,8 +217,6 @@ def build_report(
 ) -> dict[str, Path]:
     """Write `report/` under the results directory: tables.{md,csv,tex}, plots/, report.html;
     with `calibrate`, calibration.csv (temperature scaling fitted on the validation folds)."""
-    if not (results_dir / STORE_FILE).is_file():
-        raise ConfigError(f"{results_dir} holds no results store", "run a grid first: mitobench run CONFIG")
     store = _store_with_results(results_dir)
     preds, metrics = store.predictions(), store.metrics()
     folder = results_dir / "report"
