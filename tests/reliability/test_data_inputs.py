@@ -112,3 +112,15 @@ def test_the_fix_fits_the_cause(tmp_path: Path, synth_root: Path) -> None:
     with pytest.raises(DataError, match="re-download") as upstream:
         ImageCache().load(load("atnorm-br", synth_root))
     assert "<_io" not in str(upstream.value)
+
+
+def test_a_csv_to_classify_without_a_path_column_asks_for_path_only(tmp_path: Path) -> None:
+    """Prediction needs no label: its CSV's fix names `path` alone; a training CSV's names both."""
+    csv = tmp_path / "list.csv"
+    csv.write_text("file\nx.png\n")
+    with pytest.raises(DataError) as unlabelled:
+        load_csv(csv, require_labels=False)
+    assert "['path']" in unlabelled.value.message and "label" not in (unlabelled.value.fix or "")
+    with pytest.raises(DataError) as labelled:
+        load_csv(csv)
+    assert "['path', 'label']" in labelled.value.message and "label" in (labelled.value.fix or "")

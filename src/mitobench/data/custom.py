@@ -14,6 +14,7 @@ from mitobench.data.upstream import read_csv
 from mitobench.errors import DataError
 
 CSV_FIX = "fix your CSV: columns path, label (Atypical/Normal or 1/0), optionally group, id, fold"
+UNLABELLED_CSV_FIX = "fix your CSV: a column path (one image per row), optionally id"
 
 
 def text_id(path: Path) -> str:
@@ -88,7 +89,8 @@ def load_csv(path: Path, name: str | None = None, require_labels: bool = True) -
     Relative paths are taken relative to the CSV's folder. Without labels (prediction)
     the `label` column may be absent.
     """
-    frame = read_csv(path, ("path", "label") if require_labels else ("path",), fix=CSV_FIX)
+    required, fix = (("path", "label"), CSV_FIX) if require_labels else (("path",), UNLABELLED_CSV_FIX)
+    frame = read_csv(path, required, fix=fix)
     base = path.parent
     resolved = []
     for raw in frame["path"].astype(str):
