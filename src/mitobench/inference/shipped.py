@@ -98,6 +98,12 @@ def auto_uses_onnx() -> bool:
     return onnx_runtime_installed() and not pytorch_reduced_precision()
 
 
+def _mistyped_name(path: Path) -> bool:
+    """A path that does not exist and reads as a bare name (no folder, no suffix): a mistyped
+    model name rather than a missing file, so the message names the models instead."""
+    return not path.exists() and path.parent == Path(".") and not path.suffix
+
+
 def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.auto) -> Path:
     """The file or run folder that classifies: `model` (a shipped model's name, default
     `DEFAULT_MODEL`; a run folder; a bundle; an .onnx) in the form `engine` runs."""
@@ -116,7 +122,7 @@ def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.
         use_onnx = engine == EngineChoice.onnx or (engine == EngineChoice.auto and auto_uses_onnx())
         return ship.onnx if use_onnx else ship.bundle
     path = Path(name)
-    if not path.exists() and path.parent == Path(".") and not path.suffix:
+    if _mistyped_name(path):
         raise ConfigError(
             f"{name}: no such shipped model, run folder or bundle",
             f"shipped models: {', '.join(shipped_names()) or 'none'}; else pass a run folder, "
@@ -165,13 +171,13 @@ def describe_target(target: str) -> dict[str, Any]:
     if shipped(target) is not None:
         return describe_shipped(target)
     path = Path(target)
-    if not path.exists() and path.parent == Path(".") and not path.suffix:
-        known = [*shipped_names(), *names()]
-        near = difflib.get_close_matches(target, known, n=3)
+    if _mistyped_name(path):
+        ships = shipped_names()
+        near = difflib.get_close_matches(target, [*ships, *names()], n=3)
         hint = f"did you mean {', '.join(near)}? " if near else ""
         raise ConfigError(
             f"{target}: no such registered model, shipped model, run folder or bundle",
-            f"{hint}shipped models: {', '.join(shipped_names()) or 'none'}; `mitobench models list` "
+            f"{hint}shipped models: {', '.join(ships) or 'none'}; `mitobench models list` "
             "lists the registered ones; else pass a run folder, a .safetensors bundle or an .onnx model",
         )
     return describe_model(path)
