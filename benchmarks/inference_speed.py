@@ -64,15 +64,9 @@ class Source:
 
     def ship(self) -> Any:
         """The shipped model's files; a user error when there is no such model."""
-        from mitobench.errors import ConfigError
-        from mitobench.inference.shipped import shipped, shipped_names
+        from mitobench.inference.shipped import require_shipped
 
-        ship = shipped(str(self.shipped))
-        if ship is None:
-            raise ConfigError(
-                f"{self.shipped}: no such shipped model", f"shipped: {', '.join(shipped_names()) or 'none'}"
-            )
-        return ship
+        return require_shipped(str(self.shipped))
 
 
 def measure(

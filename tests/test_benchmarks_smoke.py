@@ -86,6 +86,7 @@ def test_inference_speed_times_the_shipped_files(real_root: Path, tmp_path: Path
     ("args", "message"),
     [
         (("--shipped", "no-such-model"), "no-such-model: no such shipped model"),
+        (("--shipped", "amibr-lite"), "did you mean amibr-lite0? shipped models: amibr-lite0"),
         (("--shipped", "amibr-lite0", "--run", "x"), "argument --run: not allowed with argument --shipped"),
         ((), "one of the arguments --run --shipped --quick is required"),
         (("--shipped", "amibr-lite0", "--limit", "0"), "argument --limit: 0 is below 1"),

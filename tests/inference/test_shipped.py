@@ -283,3 +283,19 @@ def test_models_info_of_an_unknown_name_names_the_nearest_known_ones(cli) -> Non
     assert code == 2 and "tf_efficientnet_lite0" in err, err
     code, _, err = cli("models", "info", "zzz")
     assert code == 2 and "did you mean" not in err and "mitobench models list" in err, err
+
+
+def test_require_shipped_returns_the_files_or_names_the_nearest_shipped_ones() -> None:
+    """A tool that takes only a shipped name (the speed benchmark's --shipped) gets the model's
+    files, or one message with the near shipped names and the list."""
+    from mitobench.errors import ConfigError
+    from mitobench.inference.shipped import require_shipped
+
+    assert require_shipped(DEFAULT_MODEL).bundle.is_file()
+    with pytest.raises(ConfigError) as near:
+        require_shipped("amibr-lite")
+    assert "amibr-lite: no such shipped model" in str(near.value)
+    assert f"fix: did you mean {DEFAULT_MODEL}? shipped models: {DEFAULT_MODEL}" in str(near.value)
+    with pytest.raises(ConfigError) as far:
+        require_shipped("zzz")
+    assert "did you mean" not in str(far.value) and f"fix: shipped models: {DEFAULT_MODEL}" in str(far.value)

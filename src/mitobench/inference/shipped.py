@@ -80,6 +80,27 @@ def shipped(name: str) -> ShippedModel | None:
     return ShippedModel(name, shipped_dir()) if name in shipped_names() else None
 
 
+def require_shipped(name: str) -> ShippedModel:
+    """The shipped model called `name`; a user error naming the nearest shipped names otherwise
+    (for tools that take only a shipped name, such as `benchmarks/inference_speed.py --shipped`)."""
+    ship = shipped(name)
+    if ship is None:
+        ships = shipped_names()
+        raise ConfigError(
+            f"{name}: no such shipped model",
+            f"{_did_you_mean(name, ships)}shipped models: {', '.join(ships) or 'none'}",
+        )
+    return ship
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    """'did you mean A, B? ' for the up to three candidates nearest `name`, else ''."""
+    import difflib
+
+    near = difflib.get_close_matches(name, candidates, n=3)
+    return f"did you mean {', '.join(near)}? " if near else ""
+
+
 def onnx_runtime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
@@ -161,8 +182,6 @@ def describe_shipped(name: str) -> dict[str, Any]:
 def describe_target(target: str) -> dict[str, Any]:
     """`models info TARGET`: a registered model's spec, a shipped model's record, or what a run,
     bundle or .onnx model is. A bare name that is none of these names the nearest known names."""
-    import difflib
-
     from mitobench.inference.bundle import describe_model
     from mitobench.models.registry import get, names
 
@@ -173,12 +192,11 @@ def describe_target(target: str) -> dict[str, Any]:
     path = Path(target)
     if _mistyped_name(path):
         ships = shipped_names()
-        near = difflib.get_close_matches(target, [*ships, *names()], n=3)
-        hint = f"did you mean {', '.join(near)}? " if near else ""
         raise ConfigError(
             f"{target}: no such registered model, shipped model, run folder or bundle",
-            f"{hint}shipped models: {', '.join(ships) or 'none'}; `mitobench models list` "
-            "lists the registered ones; else pass a run folder, a .safetensors bundle or an .onnx model",
+            f"{_did_you_mean(target, [*ships, *names()])}shipped models: {', '.join(ships) or 'none'}; "
+            "`mitobench models list` lists the registered ones; else pass a run folder, a .safetensors "
+            "bundle or an .onnx model",
         )
     return describe_model(path)
 
