@@ -35,3 +35,12 @@ class DownloadError(MitobenchError):
 
 class StorageError(MitobenchError):
     """A place to write that cannot be written: a full disk, a file where a folder belongs."""
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """The start of a fix for a mistyped name: 'did you mean A, B? ' for the up to three
+    candidates nearest `name`, else ''."""
+    import difflib
+
+    near = difflib.get_close_matches(name, candidates, n=3)
+    return f"did you mean {', '.join(near)}? " if near else ""

@@ -17,7 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from mitobench.errors import ConfigError
+from mitobench.errors import ConfigError, did_you_mean
 
 DEFAULT_MODEL = "amibr-lite0"
 """What `predict`, `slide` and `midog` use when no model is named."""
@@ -88,17 +88,9 @@ def require_shipped(name: str) -> ShippedModel:
         ships = shipped_names()
         raise ConfigError(
             f"{name}: no such shipped model",
-            f"{_did_you_mean(name, ships)}shipped models: {', '.join(ships) or 'none'}",
+            f"{did_you_mean(name, ships)}shipped models: {', '.join(ships) or 'none'}",
         )
     return ship
-
-
-def _did_you_mean(name: str, candidates: list[str]) -> str:
-    """'did you mean A, B? ' for the up to three candidates nearest `name`, else ''."""
-    import difflib
-
-    near = difflib.get_close_matches(name, candidates, n=3)
-    return f"did you mean {', '.join(near)}? " if near else ""
 
 
 def onnx_runtime_installed() -> bool:
@@ -194,7 +186,7 @@ def describe_target(target: str) -> dict[str, Any]:
         ships = shipped_names()
         raise ConfigError(
             f"{target}: no such registered model, shipped model, run folder or bundle",
-            f"{_did_you_mean(target, [*ships, *names()])}shipped models: {', '.join(ships) or 'none'}; "
+            f"{did_you_mean(target, [*ships, *names()])}shipped models: {', '.join(ships) or 'none'}; "
             "`mitobench models list` lists the registered ones; else pass a run folder, a .safetensors "
             "bundle or an .onnx model",
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mitobench.errors import ModelError
+from mitobench.errors import ModelError, did_you_mean
 from mitobench.models.spec import ModelSpec
 from mitobench.models.zoo import ALL_SPECS
 from mitobench.models.zoo.timm_any import spec_from_timm
@@ -39,12 +39,9 @@ def get(name: str) -> ModelSpec:
         return spec
     derived = spec_from_timm(name)
     if derived is None:
-        import difflib
-
         import timm
 
-        near = difflib.get_close_matches(name.lower(), [*_REGISTRY, *timm.list_models()], n=3)
-        hint = f"did you mean {', '.join(near)}? " if near else ""
+        hint = did_you_mean(name.lower(), [*_REGISTRY, *timm.list_models()])
         raise ModelError(
             f"unknown model {name!r}",
             f"{hint}use one of {', '.join(_REGISTRY)} (mitobench models list), or any timm model name",
