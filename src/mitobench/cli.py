@@ -138,8 +138,9 @@ def _main(
 
 @app.command("doctor")
 def doctor_cmd(data_root: DataRoot = None, as_json: JsonFlag = False) -> None:
-    """This machine: processor and bf16, GPUs, versions, threads, what each packaged recipe's
-    precision and batch become here, and where data, cache and weights live."""
+    """This machine: processor and bf16, GPUs, versions, threads, and what the recipes become here.
+
+    Each packaged recipe's precision and batch here, and where data, cache and weights live."""
     from mitobench.train.doctor import report
 
     facts = report(data_root)
@@ -341,8 +342,9 @@ def models_info(
     ],
     as_json: JsonFlag = False,
 ) -> None:
-    """What a model is: a registered model's spec, or what a trained model was trained on, its
-    fingerprint, threshold, patch geometry and its test-set figures."""
+    """What a model is: a registered model's spec, or a trained model's record and test figures.
+
+    A shipped model, run, bundle or ONNX model: its training, fingerprint, threshold and geometry."""
     from mitobench.inference.shipped import describe_target
 
     info = describe_target(target)
@@ -936,8 +938,9 @@ def raters_cmd(
         int, typer.Option(min=0, max=1_000_000, help="Bootstrap resamples for the 95% CIs (0: none).")
     ] = 1000,
 ) -> None:
-    """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD;
-    with --results, each model by expert agreement and beside the experts."""
+    """Agreement among the experts (Cohen's and Fleiss' κ, leave-one-out) on AMi-Br and AtNorM-MD.
+
+    With --results, each model by expert agreement and beside the experts."""
     from mitobench.data.registry import check_root
     from mitobench.evaluate.raters import agreement_in
 
