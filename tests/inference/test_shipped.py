@@ -134,7 +134,10 @@ def test_reduced_precision_follows_the_hardware(monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--model", "amibr-lite9"], "no such shipped model"),
+        (
+            ["--model", "amibr-lite9"],
+            f"no such shipped model, run folder or bundle\n  fix: did you mean {DEFAULT_MODEL}?",
+        ),
         (["--model", "RUN", "--engine", "onnx"], "--format onnx"),
         (["--model", "m.onnx", "--engine", "pytorch"], "ONNX Runtime only"),
         (["--model", DEFAULT_MODEL, "EXTRA"], "one input"),
@@ -283,6 +286,23 @@ def test_models_info_of_an_unknown_name_names_the_nearest_known_ones(cli) -> Non
     assert code == 2 and "tf_efficientnet_lite0" in err, err
     code, _, err = cli("models", "info", "zzz")
     assert code == 2 and "did you mean" not in err and "mitobench models list" in err, err
+
+
+def test_predict_slide_and_midog_name_the_nearest_shipped_model(tmp_path, monkeypatch) -> None:
+    """`--model` with a mistyped shipped name (what predict, slide and midog resolve) names the
+    nearest shipped ones, as `models info` does; a far name gets the list alone."""
+    from mitobench.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)  # a bare name is a mistyped model only where no such file is
+    with pytest.raises(ConfigError) as near:
+        resolve_model("amibr-lite")
+    assert "amibr-lite: no such shipped model, run folder or bundle" in str(near.value)
+    assert f"fix: did you mean {DEFAULT_MODEL}? shipped models: {DEFAULT_MODEL}; else" in str(near.value)
+    with pytest.raises(ConfigError) as far:
+        resolve_model("zzz")
+    assert "did you mean" not in str(far.value) and f"fix: shipped models: {DEFAULT_MODEL}; else" in str(
+        far.value
+    )
 
 
 def test_require_shipped_returns_the_files_or_names_the_nearest_shipped_ones() -> None:

@@ -136,10 +136,11 @@ def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.
         return ship.onnx if use_onnx else ship.bundle
     path = Path(name)
     if _mistyped_name(path):
+        ships = shipped_names()
         raise ConfigError(
             f"{name}: no such shipped model, run folder or bundle",
-            f"shipped models: {', '.join(shipped_names()) or 'none'}; else pass a run folder, "
-            "a .safetensors bundle or an .onnx model",
+            f"{did_you_mean(name, ships)}shipped models: {', '.join(ships) or 'none'}; else pass a run "
+            "folder, a .safetensors bundle or an .onnx model",
         )
     is_onnx = path.suffix.lower() == ".onnx"
     if engine == EngineChoice.onnx and not is_onnx:
