@@ -604,9 +604,9 @@ def predict_cmd(
     ],
     model: ModelOption = None,
     engine: EngineOption = EngineChoice.auto,
-    out: Annotated[Path, typer.Option(help="CSV to write: id, probability, label.")] = Path(
-        "predictions.csv"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="CSV to write: id, probability, label (a fold ensemble: prob_fold_K too).")
+    ] = Path("predictions.csv"),
     tta: Annotated[bool, typer.Option(help="Average over the 8 dihedral transforms.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:

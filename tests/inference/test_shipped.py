@@ -100,12 +100,23 @@ def test_predict_without_a_model_uses_the_shipped_one_in_either_engine(
     code, _, err = cli("predict", folder, "--model", trained_run, "--out", tmp_path / "run.csv")
     assert code == 0, err
     auto, torch_, run = (pd.read_csv(tmp_path / f) for f in ("auto.csv", "torch.csv", "run.csv"))
+    assert list(run.columns) == ["id", "probability", "label", "prob_fold_0", "prob_fold_1"]
     assert np.abs(auto["probability"] - torch_["probability"]).max() < 1e-4
     assert np.abs(torch_["probability"] - run["probability"]).max() < 5e-3
     # the old form, MODEL then INPUTS, still works
     code, _, err = cli("predict", DEFAULT_MODEL, folder, "--out", tmp_path / "old.csv")
     assert code == 0, err
     assert np.abs(pd.read_csv(tmp_path / "old.csv")["probability"] - auto["probability"]).max() < 1e-9
+
+
+@pytest.mark.parametrize("engine", ["pytorch", "onnx"])
+def test_the_real_shipped_model_writes_no_per_fold_column(real_patches, tmp_path, cli, engine) -> None:
+    """One model: a `prob_fold_0` column would only repeat `probability`."""
+    folder, _ = real_patches
+    code, _, err = cli("predict", folder, "--engine", engine, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert list(frame.columns) == ["id", "probability", "label"] and len(frame) == 16
 
 
 @pytest.mark.parametrize("reduced", [False, True])

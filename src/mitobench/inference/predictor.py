@@ -62,13 +62,15 @@ class FoldEnsemble:
     def predict(
         self, dataset: Dataset, images: np.ndarray, tta: bool = False, progress: Progress | None = None
     ) -> pd.DataFrame:
-        """One row per patch: id, ensemble probability, predicted label, and each fold's probability."""
+        """One row per patch: id, ensemble probability, predicted label, and, for an ensemble of
+        several fold models, each one's probability (one model's would repeat `probability`)."""
         probs = self.fold_probs(images, tta, progress)
         mean = np.mean(list(probs.values()), axis=0)
         frame = pd.DataFrame({"id": dataset.ids, "probability": np.round(mean, 6)})
         frame["label"] = [CLASS_NAMES[int(p >= self.threshold)] for p in mean]
-        for k, p in probs.items():
-            frame[f"prob_fold_{k}"] = np.round(p, 6)
+        if len(probs) > 1:
+            for k, p in probs.items():
+                frame[f"prob_fold_{k}"] = np.round(p, 6)
         return frame
 
 
