@@ -299,3 +299,61 @@ def test_weight_soup_refuses_a_single_run(tmp_path: Path) -> None:
            "--data-root", str(tmp_path)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "two runs or more" in done.stderr
+
+
+def test_threshold_folds_scores_thresholds_from_fewer_folds_held_out(tmp_path: Path) -> None:
+    """benchmarks/threshold_folds.py on three folds' validation predictions: every held-out fold
+    against every set of the other folds, each threshold the best on its set (by a brute-force
+    search with scikit-learn) and scored on the held-out fold alone."""
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+
+    from mitobench.runs.rundir import RunDir
+
+    rng = np.random.default_rng(11)
+    run, frames = RunDir(tmp_path / "run"), {}
+    for k in range(3):
+        labels = (rng.random(90) < 0.3).astype(int)
+        probs = 1 / (1 + np.exp(-rng.normal(1.2 * labels - 0.8 + 0.3 * k, 1.0)))
+        run.fold(k).write_predictions("amibr/train/val", [f"{k}-{i}" for i in range(90)], labels, probs)
+        run.fold(k).write_done({})
+        frames[k] = (labels, np.round(probs, 6))  # as stored
+    out = tmp_path / "folds.json"
+    script = str(REPO / "benchmarks" / "threshold_folds.py")
+    done = subprocess.run([sys.executable, script, str(run.path), "--ship", "0,2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(out.read_text())
+
+    def best(folds: list[int]) -> float:
+        y = np.concatenate([frames[j][0] for j in folds])
+        p = np.concatenate([frames[j][1] for j in folds])
+        return max(balanced_accuracy_score(y, p >= t) for t in np.unique(p))
+
+    def score(folds: list[int], t: float) -> float:
+        y = np.concatenate([frames[j][0] for j in folds])
+        p = np.concatenate([frames[j][1] for j in folds])
+        return balanced_accuracy_score(y, p >= t)
+
+    rows = record["rows"]
+    assert sorted((r["held_out"], r["folds"]) for r in rows) == [
+        (0, "1"), (0, "1,2"), (0, "2"), (1, "0"), (1, "0,2"), (1, "2"), (2, "0"), (2, "0,1"), (2, "1")
+    ]  # fmt: skip
+    for r in rows:
+        subset = [int(j) for j in r["folds"].split(",")]
+        assert r["m"] == len(subset) and r["held_out"] not in subset
+        assert score(subset, r["threshold"]) == pytest.approx(best(subset))
+        assert r["balanced_accuracy"] == pytest.approx(score([r["held_out"]], r["threshold"]))
+    summary = {s["m"]: s for s in record["summary"]}
+    assert summary[1]["pairs"] == 6 and summary[2]["pairs"] == 3
+    two = [r["balanced_accuracy"] for r in rows if r["m"] == 2]
+    assert summary[2]["balanced_accuracy"] == pytest.approx(np.mean(two))
+    assert score([0, 2], record["ship_threshold"]) == pytest.approx(best([0, 2]))
+    assert score([0, 1, 2], record["every_threshold"]) == pytest.approx(best([0, 1, 2]))
+    assert "| 2 | 3 |" in done.stdout and "threshold pooled from folds 0,2" in done.stdout
+    again = subprocess.run([sys.executable, script, str(run.path), "--json", str(out)],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 2 and "exists" in again.stderr and json.loads(out.read_text()) == record
+    wrong = subprocess.run([sys.executable, script, str(run.path), "--ship", "0,7"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert wrong.returncode == 2 and "not among the run's finished folds" in wrong.stderr
