@@ -635,7 +635,8 @@ def predict_cmd(
         frame.to_csv(tmp, index=False)
     n_atyp = int((frame["label"] == CLASS_NAMES[ATYPICAL]).sum())
     out_console.print(
-        f"{len(frame)} patches → {out} ({n_atyp} atypical at threshold {predictor.threshold:.3f})",
+        f"{len(frame)} patch{'' if len(frame) == 1 else 'es'} → {out} "
+        f"({n_atyp} atypical at threshold {predictor.threshold:.3f})",
         markup=False,
     )
 

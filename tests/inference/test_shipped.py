@@ -8,6 +8,7 @@ patches and its recorded AMi-Br test figures reproduced from the images."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,11 @@ def test_the_real_shipped_model_writes_no_per_fold_column(real_patches, tmp_path
     assert code == 0, err
     frame = pd.read_csv(tmp_path / "p.csv")
     assert list(frame.columns) == ["id", "probability", "label"] and len(frame) == 16
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(folder / "00.png", one)
+    code, out, err = cli("predict", one, "--engine", engine, "--out", tmp_path / "one.csv")
+    assert code == 0 and "1 patch → " in out, err
 
 
 @pytest.mark.parametrize("reduced", [False, True])
