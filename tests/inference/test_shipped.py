@@ -305,34 +305,30 @@ def test_models_info_of_an_unknown_name_names_the_nearest_known_ones(cli) -> Non
     assert code == 2 and "did you mean" not in err and "mitobench models list" in err, err
 
 
-def test_predict_slide_and_midog_name_the_nearest_shipped_model(tmp_path, monkeypatch) -> None:
-    """`--model` with a mistyped shipped name (what predict, slide and midog resolve) names the
-    nearest shipped ones, as `models info` does; a far name gets the list alone."""
+@pytest.mark.parametrize(
+    ("call", "kinds"),
+    [("resolve_model", "shipped model, run folder or bundle"), ("require_shipped", "shipped model")],
+)
+def test_a_mistyped_shipped_name_gets_the_nearest_shipped_ones(tmp_path, monkeypatch, call, kinds) -> None:
+    """`--model` of predict, slide and midog (`resolve_model`) and a tool that takes only a shipped
+    name (`require_shipped`, the speed benchmark's --shipped) name the nearest shipped models, as
+    `models info` does; a far name gets the list alone."""
     from mitobench.errors import ConfigError
 
+    resolve = getattr(shipped_mod, call)
     monkeypatch.chdir(tmp_path)  # a bare name is a mistyped model only where no such file is
     with pytest.raises(ConfigError) as near:
-        resolve_model("amibr-lite")
-    assert "amibr-lite: no such shipped model, run folder or bundle" in str(near.value)
-    assert f"fix: did you mean {DEFAULT_MODEL}? shipped models: {DEFAULT_MODEL}; else" in str(near.value)
+        resolve("amibr-lite")
+    assert f"amibr-lite: no such {kinds}\n" in str(near.value) + "\n"
+    assert f"fix: did you mean {DEFAULT_MODEL}? shipped models: {DEFAULT_MODEL}" in str(near.value)
     with pytest.raises(ConfigError) as far:
-        resolve_model("zzz")
-    assert "did you mean" not in str(far.value) and f"fix: shipped models: {DEFAULT_MODEL}; else" in str(
-        far.value
-    )
+        resolve("zzz")
+    assert "did you mean" not in str(far.value) and f"fix: shipped models: {DEFAULT_MODEL}" in str(far.value)
+    then = "; else pass a run folder" in str(far.value)
+    assert then == (call == "resolve_model")
 
 
-def test_require_shipped_returns_the_files_or_names_the_nearest_shipped_ones() -> None:
-    """A tool that takes only a shipped name (the speed benchmark's --shipped) gets the model's
-    files, or one message with the near shipped names and the list."""
-    from mitobench.errors import ConfigError
+def test_require_shipped_returns_the_shipped_files() -> None:
     from mitobench.inference.shipped import require_shipped
 
     assert require_shipped(DEFAULT_MODEL).bundle.is_file()
-    with pytest.raises(ConfigError) as near:
-        require_shipped("amibr-lite")
-    assert "amibr-lite: no such shipped model" in str(near.value)
-    assert f"fix: did you mean {DEFAULT_MODEL}? shipped models: {DEFAULT_MODEL}" in str(near.value)
-    with pytest.raises(ConfigError) as far:
-        require_shipped("zzz")
-    assert "did you mean" not in str(far.value) and f"fix: shipped models: {DEFAULT_MODEL}" in str(far.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from importlib.resources import files
@@ -85,12 +86,16 @@ def require_shipped(name: str) -> ShippedModel:
     (for tools that take only a shipped name, such as `benchmarks/inference_speed.py --shipped`)."""
     ship = shipped(name)
     if ship is None:
-        ships = shipped_names()
-        raise ConfigError(
-            f"{name}: no such shipped model",
-            f"{did_you_mean(name, ships)}shipped models: {', '.join(ships) or 'none'}",
-        )
+        raise _no_such_model(name, "shipped model")
     return ship
+
+
+def _no_such_model(name: str, kinds: str, others: Sequence[str] = (), then: str = "") -> ConfigError:
+    """The one message for a model name that is none of `kinds`: the nearest shipped names (and
+    `others`), the shipped list, then `then` (what else the command takes)."""
+    ships = shipped_names()
+    fix = f"{did_you_mean(name, [*ships, *others])}shipped models: {', '.join(ships) or 'none'}"
+    return ConfigError(f"{name}: no such {kinds}", f"{fix}; {then}" if then else fix)
 
 
 def onnx_runtime_installed() -> bool:
@@ -136,11 +141,10 @@ def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.
         return ship.onnx if use_onnx else ship.bundle
     path = Path(name)
     if _mistyped_name(path):
-        ships = shipped_names()
-        raise ConfigError(
-            f"{name}: no such shipped model, run folder or bundle",
-            f"{did_you_mean(name, ships)}shipped models: {', '.join(ships) or 'none'}; else pass a run "
-            "folder, a .safetensors bundle or an .onnx model",
+        raise _no_such_model(
+            name,
+            "shipped model, run folder or bundle",
+            then="else pass a run folder, a .safetensors bundle or an .onnx model",
         )
     is_onnx = path.suffix.lower() == ".onnx"
     if engine == EngineChoice.onnx and not is_onnx:
@@ -184,10 +188,10 @@ def describe_target(target: str) -> dict[str, Any]:
         return describe_shipped(target)
     path = Path(target)
     if _mistyped_name(path):
-        ships = shipped_names()
-        raise ConfigError(
-            f"{target}: no such registered model, shipped model, run folder or bundle",
-            f"{did_you_mean(target, [*ships, *names()])}shipped models: {', '.join(ships) or 'none'}; "
+        raise _no_such_model(
+            target,
+            "registered model, shipped model, run folder or bundle",
+            names(),
             "`mitobench models list` lists the registered ones; else pass a run folder, a .safetensors "
             "bundle or an .onnx model",
         )
