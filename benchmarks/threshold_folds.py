@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from mitobench.benchmark.distil import pooled_threshold, pooled_validation
+from mitobench.errors import ConfigError
 from mitobench.metrics.binary import balanced_accuracy, best_threshold
 from mitobench.paths import atomic_path
 from mitobench.runs.rundir import RunDir
@@ -77,9 +78,12 @@ def main() -> None:
         parser.error(f"{args.run}: not a run folder with two finished folds or more")
     if not args.ship or not set(args.ship) <= set(folds):
         parser.error(f"--ship {args.ship}: not among the run's finished folds {folds}")
-    rows = fold_count_transfer({k: pooled_validation(args.run, [k]) for k in folds})
+    try:  # a fold marked done without its validation predictions is one message, not a traceback
+        rows = fold_count_transfer({k: pooled_validation(args.run, [k]) for k in folds})
+        ship, every = pooled_threshold(args.run, args.ship), pooled_threshold(args.run, folds)
+    except ConfigError as exc:
+        parser.error(str(exc))
     summary = summarise(rows)
-    ship, every = pooled_threshold(args.run, args.ship), pooled_threshold(args.run, folds)
     print(f"{args.run} (folds {', '.join(map(str, folds))}; validation predictions only)\n")
     print("| threshold from m folds | pairs | held-out bal. acc (mean ± SD) | threshold SD |")
     print("|---:|---:|---:|---:|")

@@ -357,3 +357,8 @@ def test_threshold_folds_scores_thresholds_from_fewer_folds_held_out(tmp_path: P
     wrong = subprocess.run([sys.executable, script, str(run.path), "--ship", "0,7"],
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert wrong.returncode == 2 and "not among the run's finished folds" in wrong.stderr
+    run.fold(3).write_done({})  # done, but its validation predictions are missing
+    missing = subprocess.run([sys.executable, script, str(run.path)],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "fold 3 holds 0 validation prediction files, not one" in missing.stderr
