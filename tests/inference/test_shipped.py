@@ -37,6 +37,20 @@ def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return folder
 
 
+@pytest.fixture(scope="module")
+def rounded_run(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained run with every fold's weights rounded to fp16 by torch itself (not by the
+    bundle code), kept in fp32 files: what an fp16 bundle must compute, exactly."""
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path_factory.mktemp("rounded") / "run"
+    shutil.copytree(trained_run, run)
+    for best in run.glob("fold_*/best.safetensors"):
+        state = load_file(str(best))
+        save_file({k: t.half().float() if t.is_floating_point() else t for k, t in state.items()}, str(best))
+    return run
+
+
 @pytest.fixture
 def as_shipped(ship_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The small run stands in for the package's shipped model."""
@@ -45,8 +59,13 @@ def as_shipped(ship_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_bundle_keeps_fp16_weights_and_the_onnx_form_computes_the_same(
-    ship_folder, trained_run, real_patches
+    ship_folder, trained_run, rounded_run, real_patches
 ) -> None:
+    """The bundle changes nothing but the weights' rounding to fp16, and ONNX computes the same.
+
+    Compared with the run rounded by torch, not with the fp32 run under a fixed bound: how far
+    fp16 rounding moves a probability depends on the trained weights, which differ by processor
+    (0.0066 on an AMX-BF16 Xeon, under 5e-3 elsewhere, both sides computed in fp32)."""
     from mitobench.inference.bundle import export_run, from_bundle
     from mitobench.inference.onnx import from_onnx
     from mitobench.inference.predictor import from_run
@@ -66,9 +85,11 @@ def test_the_bundle_keeps_fp16_weights_and_the_onnx_form_computes_the_same(
     half = from_bundle(bundle).fold_probs(images)
     via_onnx = from_onnx(onnx).fold_probs(images)
     trained = from_run(trained_run).fold_probs(images)
+    rounded = from_run(rounded_run).fold_probs(images)
     for k in trained:
         assert np.abs(via_onnx[k] - half[k]).max() < 1e-4  # the bundle's fp16 values, fp32 arithmetic
-        assert np.abs(half[k] - trained[k]).max() < 5e-3  # fp16 rounding of the trained weights only
+        assert np.abs(half[k] - rounded[k]).max() < 1e-6  # fp16 rounding of the trained weights only
+        assert np.abs(half[k] - trained[k]).max() > 0  # and the rounding is real
 
 
 def test_the_record_names_both_files_fingerprints(ship_folder) -> None:
@@ -90,7 +111,7 @@ def test_shipping_again_refuses_to_replace_it(ship_folder, trained_run) -> None:
 
 
 def test_predict_without_a_model_uses_the_shipped_one_in_either_engine(
-    as_shipped, trained_run, real_patches, tmp_path, cli
+    as_shipped, rounded_run, real_patches, tmp_path, cli
 ) -> None:
     folder, _ = real_patches
     code, out, err = cli("predict", folder, "--out", tmp_path / "auto.csv")
@@ -98,12 +119,12 @@ def test_predict_without_a_model_uses_the_shipped_one_in_either_engine(
     assert "16 patches" in out
     code, _, err = cli("predict", folder, "--engine", "pytorch", "--out", tmp_path / "torch.csv")
     assert code == 0, err
-    code, _, err = cli("predict", folder, "--model", trained_run, "--out", tmp_path / "run.csv")
+    code, _, err = cli("predict", folder, "--model", rounded_run, "--out", tmp_path / "run.csv")
     assert code == 0, err
     auto, torch_, run = (pd.read_csv(tmp_path / f) for f in ("auto.csv", "torch.csv", "run.csv"))
     assert list(run.columns) == ["id", "probability", "label", "prob_fold_0", "prob_fold_1"]
     assert np.abs(auto["probability"] - torch_["probability"]).max() < 1e-4
-    assert np.abs(torch_["probability"] - run["probability"]).max() < 5e-3
+    assert np.abs(torch_["probability"] - run["probability"]).max() < 1e-6  # the run's fp16-rounded weights
     # the old form, MODEL then INPUTS, still works
     code, _, err = cli("predict", DEFAULT_MODEL, folder, "--out", tmp_path / "old.csv")
     assert code == 0, err
