@@ -21,19 +21,22 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from mitobench.errors import ConfigError, int_list
 
 QUICK = {"max_epochs": 1, "epoch_size": 16, "input_size": 64, "eval_batch_size": 32}
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one value, e.g. 0,1,2")
-    return values
+def _ints(option: str, what: str) -> Callable[[str], list[int]]:
+    def parse(text: str) -> list[int]:
+        try:
+            return int_list(text, option, what)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--model", default="efficientnetv2_m")
     p.add_argument("--fold", type=int, default=0, help="0-based: the paper's k-th split")
-    p.add_argument("--folds", type=_ints, help="several folds, e.g. 0,1,2,3,4 (overrides --fold)")
-    p.add_argument("--seeds", type=_ints, help="train each fold once per seed (default: the preset's)")
+    p.add_argument(
+        "--folds", type=_ints("--folds", "fold"), help="several folds, e.g. 0,1,2,3,4 (beats --fold)"
+    )
+    p.add_argument(
+        "--seeds", type=_ints("--seeds", "seed"), help="train each fold once per seed (else the preset's)"
+    )
     p.add_argument("--out", type=Path, default=Path("runs/reproduce"))
     p.add_argument("--quick", action="store_true", help="limits for a CPU smoke test")
     p.add_argument(

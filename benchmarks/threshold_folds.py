@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from mitobench.benchmark.distil import pooled_threshold, pooled_validation
-from mitobench.errors import ConfigError
+from mitobench.errors import ConfigError, int_list
 from mitobench.metrics.binary import balanced_accuracy, best_threshold
 from mitobench.paths import atomic_path
 from mitobench.runs.rundir import RunDir
@@ -58,9 +58,9 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _folds(text: str) -> list[int]:
     try:
-        return sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of folds") from None
+        return sorted(set(int_list(text, "--ship")))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from mitobench import ATYPICAL, CLASS_NAMES, __version__
 from mitobench.benchmark.executors import Executor
 from mitobench.console import err_console, out_console, progress_for
 from mitobench.data.splits import SPLITS
-from mitobench.errors import ConfigError, MitobenchError
+from mitobench.errors import ConfigError, MitobenchError, int_list
 from mitobench.inference.shipped import DEFAULT_MODEL, EngineChoice
 from mitobench.paths import require_folder
 from mitobench.recipes.config import PRESETS, Mode
@@ -435,17 +435,7 @@ def _validation_line(val: dict[str, Any]) -> str:
 
 def _parse_folds(text: str) -> list[int]:
     """`--folds 0,1,2` -> [0, 1, 2]."""
-    try:
-        folds = [int(f) for f in text.split(",") if f.strip()]
-    except ValueError:
-        raise ConfigError(
-            f"--folds {text!r} is not a list of fold numbers", "write e.g. --folds 0,1,2"
-        ) from None
-    if not folds:
-        raise ConfigError(
-            f"--folds {text!r} names no fold", "write e.g. --folds 0,1,2 (or leave it out for all)"
-        )
-    return folds
+    return int_list(text, "--folds")
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, object]:

@@ -44,3 +44,17 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
 
     near = difflib.get_close_matches(name, candidates, n=3)
     return f"did you mean {', '.join(near)}? " if near else ""
+
+
+def int_list(text: str, option: str, what: str = "fold") -> list[int]:
+    """`'0,1,2'` -> [0, 1, 2]: the one parse of a comma-separated option (`--folds`, `--seeds`),
+    in the CLI and the benchmark scripts alike; a wrong or empty one names `option` and the fix."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r} is not a list of {what} numbers", f"write e.g. {option} 0,1,2"
+        ) from None
+    if not values:
+        raise ConfigError(f"{option} {text!r} names no {what}", f"write e.g. {option} 0,1,2")
+    return values
