@@ -105,9 +105,10 @@ def measure(
         auto_reason=choice.reason,
         auto_within_10pct=auto >= 0.9 * fastest,
     )
-    # `--engine auto` (predict, slide, midog on a model with both forms): ONNX Runtime or PyTorch
-    # at `precision: auto`
-    out["engine_auto"] = "ONNX Runtime fp32" if auto_uses_onnx() else f"PyTorch {choice.name}"
+    # `--engine auto` (predict, slide, midog on a shipped model, which has both forms): ONNX Runtime
+    # or PyTorch at `precision: auto`; on a CPU with native bf16 the verdict of the engine race
+    onnx_auto = auto_uses_onnx(run.ship() if run.shipped else None)
+    out["engine_auto"] = "ONNX Runtime fp32" if onnx_auto else f"PyTorch {choice.name}"
     best = engines[out["fastest_engine"]]["single_model_patches_per_second"]
     auto_engine = engines[out["engine_auto"]]["single_model_patches_per_second"]
     out["engine_auto_within_10pct"] = auto_engine >= 0.9 * best

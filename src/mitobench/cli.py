@@ -55,9 +55,10 @@ ModelOption = Annotated[
 EngineOption = Annotated[
     EngineChoice,
     typer.Option(
-        help="auto: the faster here. PyTorch where it classifies in reduced precision (a GPU, or a "
-        "CPU with native bf16), else ONNX Runtime where the model has an ONNX form and it is "
-        "installed, else PyTorch."
+        help="auto: the faster here, for a model with an ONNX form and ONNX Runtime installed: "
+        "ONNX Runtime where PyTorch would compute in fp32, PyTorch on a GPU, and on a CPU with "
+        "native bf16 whichever won a race timed once on this machine (kept in the cache). "
+        "Else PyTorch."
     ),
 ]
 

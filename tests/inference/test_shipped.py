@@ -24,20 +24,6 @@ pytest.importorskip("onnxscript")
 
 
 @pytest.fixture(scope="module")
-def ship_folder(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("shipped")
-    made = {
-        "recipe": "a test run",
-        "data": {"dataset": "AMi-Br (training split)", "files": 3, "sha256": "ab" * 32},
-        "stages": [{"machine": "a test CPU"}],
-        "validation": {"folds": [0, 1], "auroc": [0.9123, 0.9001], "threshold": 0.41, "what": "test folds"},
-        "teacher": {"run": "results/x/runs/teachers", "sha256": "cd" * 32},
-    }
-    ship_run(trained_run, DEFAULT_MODEL, made, folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def rounded_run(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trained run with every fold's weights rounded to fp16 by torch itself (not by the
     bundle code), kept in fp32 files: what an fp16 bundle must compute, exactly."""
@@ -146,12 +132,30 @@ def test_the_real_shipped_model_writes_no_per_fold_column(real_patches, tmp_path
     assert code == 0 and "1 patch → " in out, err
 
 
-@pytest.mark.parametrize("reduced", [False, True])
-def test_auto_picks_onnx_runtime_unless_pytorch_runs_in_reduced_precision(
-    as_shipped, monkeypatch, reduced
+@pytest.mark.parametrize(
+    ("reduced", "dev", "raced", "expected"),
+    [
+        (False, "cpu", None, ".onnx"),  # PyTorch would compute in fp32: ONNX Runtime, no race
+        (True, "cuda", None, ".safetensors"),  # a GPU: PyTorch, no race
+        (True, "cpu", "pytorch", ".safetensors"),  # native bf16: the race decides
+        (True, "cpu", "onnx", ".onnx"),
+    ],
+)
+def test_auto_picks_onnx_runtime_where_pytorch_is_fp32_and_races_them_on_a_bf16_cpu(
+    as_shipped, monkeypatch, reduced, dev, raced, expected
 ) -> None:
+    from mitobench.inference import engine_race
+    from mitobench.train import precision
+
+    def race(ship):
+        assert raced is not None, "raced where the rule decides"
+        assert ship.name == DEFAULT_MODEL and ship.folder == as_shipped
+        return raced
+
     monkeypatch.setattr(shipped_mod, "pytorch_reduced_precision", lambda: reduced)
-    assert resolve_model(None).suffix == (".safetensors" if reduced else ".onnx")
+    monkeypatch.setattr(precision, "device", lambda: __import__("torch").device(dev))
+    monkeypatch.setattr(engine_race, "auto_engine", race)
+    assert resolve_model(None).suffix == expected
     assert resolve_model(None, EngineChoice.pytorch).suffix == ".safetensors"
     assert resolve_model(None, EngineChoice.onnx).suffix == ".onnx"
     monkeypatch.setattr(shipped_mod, "onnx_runtime_installed", lambda: False)

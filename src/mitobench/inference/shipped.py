@@ -25,10 +25,10 @@ DEFAULT_MODEL = "amibr-lite0"
 
 
 class EngineChoice(str, Enum):
-    """What runs a model: `auto` is the faster of the two where a model has both forms — PyTorch
-    where its `precision: auto` computes in bf16/fp16 (a GPU, a CPU with native bf16), else ONNX
-    Runtime if installed (fp32, 3-3.5x PyTorch fp32 for EfficientNet-Lite0 on a 2-core Zen 2;
-    docs/performance.md has both sides measured)."""
+    """What runs a model: `auto` is the faster of the two where a model has both forms — ONNX
+    Runtime where PyTorch would compute in fp32 (3-3.5x PyTorch fp32 for EfficientNet-Lite0 on a
+    2-core Zen 2), PyTorch on a GPU, and on a CPU with native bf16 whichever won a race run once on
+    that machine (`engine_race`; docs/performance.md has both sides measured)."""
 
     auto = "auto"
     pytorch = "pytorch"
@@ -110,10 +110,21 @@ def pytorch_reduced_precision() -> bool:
     return resolve("auto", device()).dtype is not None
 
 
-def auto_uses_onnx() -> bool:
-    """`--engine auto` for a model with both forms: ONNX Runtime unless PyTorch computes in
-    reduced precision here, and only where ONNX Runtime is installed."""
-    return onnx_runtime_installed() and not pytorch_reduced_precision()
+def auto_uses_onnx(ship: ShippedModel | None = None) -> bool:
+    """`--engine auto` for a model with both forms, where ONNX Runtime is installed: ONNX Runtime
+    when PyTorch computes in fp32 here; PyTorch on a GPU; on a CPU with native bf16, the faster of
+    the two as raced once on this machine for `ship` (`engine_race`; PyTorch when no `ship`)."""
+    from mitobench.train.precision import device
+
+    if not onnx_runtime_installed():
+        return False
+    if not pytorch_reduced_precision():
+        return True
+    if ship is None or device().type != "cpu":
+        return False
+    from mitobench.inference.engine_race import auto_engine
+
+    return auto_engine(ship) == "onnx"
 
 
 def _mistyped_name(path: Path) -> bool:
@@ -137,7 +148,7 @@ def resolve_model(model: str | Path | None, engine: EngineChoice = EngineChoice.
             raise ConfigError(
                 "--engine onnx needs ONNX Runtime", "pip install 'mitobench[onnx]', or leave out --engine"
             )
-        use_onnx = engine == EngineChoice.onnx or (engine == EngineChoice.auto and auto_uses_onnx())
+        use_onnx = engine == EngineChoice.onnx or (engine == EngineChoice.auto and auto_uses_onnx(ship))
         return ship.onnx if use_onnx else ship.bundle
     path = Path(name)
     if _mistyped_name(path):
