@@ -75,3 +75,22 @@ def test_the_verdict_is_per_model_files_and_library_versions(ship, tmp_path, mon
     assert engine_race.verdict_path(other) != first  # another sidecar: another ONNX model
     monkeypatch.setattr(onnxruntime, "__version__", "0.0.1")
     assert engine_race.verdict_path(ship) != first
+
+
+def test_a_cache_that_cannot_be_written_still_classifies(ship, tmp_path, monkeypatch) -> None:
+    """A read-only or misplaced cache (a file where the folder belongs) races on every call."""
+    from mitobench.errors import StorageError
+
+    calls = []
+    monkeypatch.setattr(engine_race, "race", lambda s: calls.append(s.name) or {"engine": "onnx"})
+
+    def refuse(path, text):
+        raise StorageError(f"cannot write {path}", "check the folder's permissions")
+
+    monkeypatch.setattr(engine_race, "atomic_write_text", refuse)
+    assert engine_race.auto_engine(ship) == engine_race.auto_engine(ship) == "onnx"
+    assert calls == [DEFAULT_MODEL, DEFAULT_MODEL]
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file")
+    monkeypatch.setenv("MITOBENCH_CACHE", str(not_a_folder))
+    assert engine_race.auto_engine(ship) == "onnx" and len(calls) == 3

@@ -11,6 +11,7 @@ probabilities do not change from call to call with the timing noise.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import statistics
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mitobench import machine
+from mitobench.errors import StorageError
 from mitobench.paths import atomic_write_text, cache_dir
 
 
@@ -109,14 +111,21 @@ def race(ship: ShippedModel) -> dict[str, Any]:
 
 def auto_engine(ship: ShippedModel) -> str:
     """'pytorch' or 'onnx': this machine's kept verdict for `ship`, raced and kept on first use (an
-    unreadable verdict is raced again and replaced)."""
-    path = verdict_path(ship)
+    unreadable verdict is raced again and replaced). A cache that cannot be written (read-only on a
+    cluster) does not stop the classification: the race is then run on every call."""
     try:
-        engine = json.loads(path.read_text())["engine"]
-        if engine in ("pytorch", "onnx"):
-            return engine
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        path: Path | None = verdict_path(ship)
+    except StorageError:
+        path = None
+    if path is not None:
+        try:
+            engine = json.loads(path.read_text())["engine"]
+            if engine in ("pytorch", "onnx"):
+                return engine
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     verdict = race(ship)
-    atomic_write_text(path, json.dumps(verdict, indent=1))
+    if path is not None:
+        with contextlib.suppress(StorageError):
+            atomic_write_text(path, json.dumps(verdict, indent=1))
     return verdict["engine"]
