@@ -27,8 +27,9 @@ from mitobench.errors import StorageError
 from mitobench.paths import atomic_write_text, cache_dir
 
 
-class ShippedModel(Protocol):
-    """A model with both forms (`shipped.ShippedModel`, which imports this module)."""
+class BothForms(Protocol):
+    """A model with a bundle and an ONNX form: `shipped.ShippedModel` (which imports this module,
+    so it is named here by its shape)."""
 
     @property
     def name(self) -> str: ...
@@ -47,7 +48,7 @@ RACE_ROUNDS = 2
 """Timed rounds after one warm-up, engines and sizes alternating; the medians count."""
 
 
-def verdict_path(ship: ShippedModel) -> Path:
+def verdict_path(ship: BothForms) -> Path:
     """Where this machine's verdict for `ship` is kept: one file per processor, library versions
     and pair of model files (a new torch, ONNX Runtime or model races again)."""
     import onnxruntime
@@ -72,7 +73,9 @@ def faster(seconds: dict[str, float]) -> str:
     return min(("pytorch", "onnx"), key=lambda engine: seconds[engine])
 
 
-def _median_seconds(passes: dict[str, Callable[[np.ndarray], Any]], images: np.ndarray) -> dict[str, float]:
+def _seconds_per_patch(
+    passes: dict[str, Callable[[np.ndarray], Any]], images: np.ndarray
+) -> dict[str, float]:
     """Each engine's seconds per patch, from the medians of its small and large passes."""
     small, large = RACE_PATCHES
     times: dict[tuple[str, int], list[float]] = {(name, n): [] for name in passes for n in RACE_PATCHES}
@@ -87,7 +90,7 @@ def _median_seconds(passes: dict[str, Callable[[np.ndarray], Any]], images: np.n
     return {name: max(median[name, large] - median[name, small], 1e-9) / (large - small) for name in passes}
 
 
-def race(ship: ShippedModel) -> dict[str, Any]:
+def race(ship: BothForms) -> dict[str, Any]:
     """Time both forms of `ship` on the same synthetic patches (a CNN's speed does not depend on
     the pixels); the record says what was measured, where and with what."""
     from mitobench.data.geometry import PatchGeometry
@@ -97,7 +100,7 @@ def race(ship: ShippedModel) -> dict[str, Any]:
     torch_model, onnx_model = from_bundle(ship.bundle), from_onnx(ship.onnx)
     side = PatchGeometry.from_dict(torch_model.meta.get("patch")).size
     images = np.random.default_rng(0).integers(0, 256, (max(RACE_PATCHES), side, side, 3), dtype=np.uint8)
-    seconds = _median_seconds({"pytorch": torch_model.fold_probs, "onnx": onnx_model.fold_probs}, images)
+    seconds = _seconds_per_patch({"pytorch": torch_model.fold_probs, "onnx": onnx_model.fold_probs}, images)
     return {
         "engine": faster(seconds),
         "patches_per_second": {k: round(1 / s, 1) for k, s in seconds.items()},
@@ -109,7 +112,7 @@ def race(ship: ShippedModel) -> dict[str, Any]:
     }
 
 
-def auto_engine(ship: ShippedModel) -> str:
+def auto_engine(ship: BothForms) -> str:
     """'pytorch' or 'onnx': this machine's kept verdict for `ship`, raced and kept on first use (an
     unreadable verdict is raced again and replaced). A cache that cannot be written (read-only on a
     cluster) does not stop the classification: the race is then run on every call."""
