@@ -357,6 +357,18 @@ class InferReference(Measurement):
         return {"images_per_second": len(paths) / (time.perf_counter() - start)}
 
 
+def _train_auto(cfg: BenchConfig):
+    """What `auto` trains the e2e model in here, as the training loop decides it: the table, and
+    where it says bf16 on a CPU this machine's kept race (`precision_race`)."""
+    from mitobench.recipes.config import train_config
+    from mitobench.train.precision_race import training_choice
+
+    recipe = train_config("e2e", "cpu", {"input_size": cfg.size, "batch_size": cfg.train_batch})
+    recipe = recipe.model_copy(update={"precision": "auto"})
+    model = _e2e_model(cfg.encoder()).to(cfg.dev, memory_format=torch.channels_last)
+    return training_choice(model, recipe, cfg.dev)
+
+
 class PrecisionSpeed(Measurement):
     """fp32 and bf16 side by side (bare forward, bare training step) and what `auto` chose here."""
 
@@ -377,7 +389,7 @@ class PrecisionSpeed(Measurement):
                 replace(c, steps=min(c.steps, max(3, cfg.steps // 3)))
             )["images_per_second"]
         for kind, training in (("infer", False), ("train", True)):
-            choice = resolve("auto", cfg.dev, training, size=cfg.size if training else None)
+            choice = _train_auto(cfg) if training else resolve("auto", cfg.dev)
             fastest = max(out[f"{kind}_fp32"], out[f"{kind}_bf16"])
             out[f"{kind}_auto"] = choice.name
             out[f"{kind}_auto_reason"] = choice.reason

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mitobench import verdicts
 from mitobench.inference import engine_race
 from mitobench.inference.shipped import DEFAULT_MODEL, ShippedModel
 
@@ -87,7 +88,7 @@ def test_a_cache_that_cannot_be_written_still_classifies(ship, tmp_path, monkeyp
     def refuse(path, text):
         raise StorageError(f"cannot write {path}", "check the folder's permissions")
 
-    monkeypatch.setattr(engine_race, "atomic_write_text", refuse)
+    monkeypatch.setattr(verdicts, "atomic_write_text", refuse)
     assert engine_race.auto_engine(ship) == engine_race.auto_engine(ship) == "onnx"
     assert calls == [DEFAULT_MODEL, DEFAULT_MODEL]
     not_a_folder = tmp_path / "cache"

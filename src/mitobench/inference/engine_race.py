@@ -11,9 +11,6 @@ probabilities do not change from call to call with the timing noise.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -23,8 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mitobench import machine
-from mitobench.errors import StorageError
-from mitobench.paths import atomic_write_text, cache_dir
+from mitobench.verdicts import kept, verdict_file
 
 
 class BothForms(Protocol):
@@ -56,16 +52,14 @@ def verdict_path(ship: BothForms) -> Path:
 
     from mitobench.inference.bundle import model_fingerprint
 
-    key = json.dumps(
-        [
-            machine.label(),
-            torch.__version__,
-            onnxruntime.__version__,
-            model_fingerprint(ship.bundle),
-            model_fingerprint(ship.onnx),
-        ]
-    )
-    return cache_dir() / "engine-race" / f"{ship.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    key = [
+        machine.label(),
+        torch.__version__,
+        onnxruntime.__version__,
+        model_fingerprint(ship.bundle),
+        model_fingerprint(ship.onnx),
+    ]
+    return verdict_file("engine-race", ship.name, key)
 
 
 def faster(seconds: dict[str, float]) -> str:
@@ -113,22 +107,12 @@ def race(ship: BothForms) -> dict[str, Any]:
 
 
 def auto_engine(ship: BothForms) -> str:
-    """'pytorch' or 'onnx': this machine's kept verdict for `ship`, raced and kept on first use (an
-    unreadable verdict is raced again and replaced). A cache that cannot be written (read-only on a
-    cluster) does not stop the classification: the race is then run on every call."""
-    try:
-        path: Path | None = verdict_path(ship)
-    except StorageError:
-        path = None
-    if path is not None:
-        try:
-            engine = json.loads(path.read_text())["engine"]
-            if engine in ("pytorch", "onnx"):
-                return engine
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    verdict = race(ship)
-    if path is not None:
-        with contextlib.suppress(StorageError):
-            atomic_write_text(path, json.dumps(verdict, indent=1))
+    """'pytorch' or 'onnx': this machine's kept verdict for `ship`, raced and kept on first use
+    (`verdicts.kept`: an unreadable verdict is raced again and replaced; a cache that cannot be
+    written does not stop the classification, the race then runs on every call)."""
+    verdict = kept(
+        lambda: verdict_path(ship),
+        lambda v: v["engine"] in ("pytorch", "onnx"),
+        lambda: race(ship),
+    )
     return verdict["engine"]

@@ -13,6 +13,7 @@ from mitobench.paths import cache_dir, default_data_root
 from mitobench.recipes.config import MODES, PRESETS, train_config
 from mitobench.train.modes import get_mode
 from mitobench.train.precision import device, inference_batch, resolve
+from mitobench.train.precision_race import needs_race
 
 
 def recipe_plan(dev: torch.device | None = None) -> list[dict[str, Any]]:
@@ -33,6 +34,8 @@ def recipe_plan(dev: torch.device | None = None) -> list[dict[str, Any]]:
                     "precision": cfg.precision,
                     "train": "fp32 (a head on embeddings)"
                     if get_mode(mode).on_embeddings
+                    else "bf16 or fp32, raced on first training"
+                    if needs_race(cfg, dev)
                     else train.name + (" + scaler" if train.scaler else ""),
                     "inference": infer.name,
                     "why": infer.reason,

@@ -27,6 +27,7 @@ from mitobench.train.batches import ImageBatches
 from mitobench.train.losses import binary_loss
 from mitobench.train.model import Classifier, load_trainable_state, trainable_state
 from mitobench.train.precision import Choice, autocast, inference_batch, resolve
+from mitobench.train.precision_race import training_choice
 
 
 class Batches(Protocol):
@@ -76,7 +77,7 @@ def _choice(model: torch.nn.Module, cfg: TrainConfig, dev: torch.device, inferen
         )
     if inference:
         return resolve(cfg.eval_precision, dev)
-    return resolve(cfg.precision, dev, training=True, size=cfg.side)
+    return training_choice(model, cfg, dev)
 
 
 def _compute_dtype(

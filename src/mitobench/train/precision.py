@@ -3,7 +3,9 @@
 `auto` (every packaged preset but `paper`) is decided by `choose`, one table: on a CPU bf16 only
 where the processor executes it natively (AVX-512 BF16, AMX, Arm BF16; elsewhere oneDNN emulates
 it 11-15x slower than fp32, docs/performance.md), else fp32; on CUDA bf16 where the device has it
-(compute capability 8.0+), else fp16 with a gradient scaler for training.
+(compute capability 8.0+), else fp16 with a gradient scaler for training. Where it says bf16 for
+`auto` training on a CPU, the training loop asks `precision_race` instead: on an AMX-BF16 Xeon bf16
+trained slower than fp32, so there the machine's own measurement decides.
 """
 
 from __future__ import annotations

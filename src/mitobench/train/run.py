@@ -30,6 +30,7 @@ from mitobench.train.loop import FitContext, predict_probs, seed_everything
 from mitobench.train.model import init_head
 from mitobench.train.modes import TrainingMode, get_mode
 from mitobench.train.precision import device, resolve
+from mitobench.train.precision_race import needs_race
 
 
 @dataclass
@@ -47,10 +48,10 @@ def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
     dev = device()
     env: dict[str, Any] = {**machine.describe(), "device": str(dev), "machine": machine.label()}
     if cfg is not None:
-        env["precision"] = {
-            "train": resolve(cfg.precision, dev, training=True, size=cfg.side).record(),
-            "inference": resolve(cfg.eval_precision, dev).record(),
-        }
+        train = resolve(cfg.precision, dev, training=True, size=cfg.side).record()
+        if needs_race(cfg, dev):
+            train["reason"] += "; raced against fp32 on the first fold here (fit.json: the one used)"
+        env["precision"] = {"train": train, "inference": resolve(cfg.eval_precision, dev).record()}
     return env
 
 
