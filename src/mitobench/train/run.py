@@ -50,7 +50,8 @@ def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
     if cfg is not None:
         train = resolve(cfg.precision, dev, training=True, size=cfg.side).record()
         if needs_race(cfg, dev):
-            train["reason"] += "; raced against fp32 on the first fold here (fit.json: the one used)"
+            raced = "raced against fp32 on the first fold here (fit.json: the one used)"
+            train["reason"] = f"{train['reason']}; {raced}"
         env["precision"] = {"train": train, "inference": resolve(cfg.eval_precision, dev).record()}
     return env
 
