@@ -164,3 +164,15 @@ def test_a_fit_under_auto_trains_as_one_told_the_raced_precision(tmp_path, monke
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert records[0]["used"] == records[1]["used"] == verdict
     assert "raced on this CPU" in records[0]["reason"] and "raced" not in records[1]["reason"]
+
+
+def test_run_json_says_the_training_precision_is_raced_not_which(monkeypatch) -> None:
+    """Before the first fit nothing is raced yet: run.json must not name bf16 for a run that may
+    train in fp32 (fit.json names the one used)."""
+    from mitobench.train.run import environment
+
+    monkeypatch.setattr(P, "hardware", lambda dev: NATIVE)
+    train = environment(_cfg())["precision"]["train"]
+    assert train["used"] == "raced: bf16 or fp32" and "fit.json" in train["reason"]
+    monkeypatch.setattr(P, "hardware", lambda dev: EMULATED)
+    assert environment(_cfg())["precision"]["train"]["used"] == "fp32"

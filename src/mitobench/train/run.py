@@ -49,8 +49,9 @@ def environment(cfg: TrainConfig | None = None) -> dict[str, Any]:
     env: dict[str, Any] = {**machine.describe(), "device": str(dev), "machine": machine.label()}
     if cfg is not None:
         train = resolve(cfg.precision, dev, training=True, size=cfg.side).record()
-        if needs_race(cfg, dev):
-            raced = "raced against fp32 on the first fold here (fit.json: the one used)"
+        if needs_race(cfg, dev):  # decided by the first fit's race, not known yet
+            train["used"] = "raced: bf16 or fp32"
+            raced = "bf16 races fp32 on the first fold here (fit.json: the one used)"
             train["reason"] = f"{train['reason']}; {raced}"
         env["precision"] = {"train": train, "inference": resolve(cfg.eval_precision, dev).record()}
     return env
