@@ -79,6 +79,18 @@ def test_channels_last_is_read_from_the_network() -> None:
     assert R._channels_last(model.to(memory_format=torch.channels_last))
 
 
+def test_channels_last_is_read_past_kernels_that_are_both_layouts() -> None:
+    """A 1x1 stem and a depthwise conv are contiguous in both layouts; the 3x3 after them tells."""
+    torch.manual_seed(0)
+    body = nn.Sequential(
+        nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )  # fmt: skip
+    assert not R._channels_last(body)
+    assert R._channels_last(body.to(memory_format=torch.channels_last))
+    assert not R._channels_last(nn.Sequential(nn.Conv2d(3, 8, 1)).to(memory_format=torch.channels_last))
+
+
 @pytest.mark.parametrize(
     ("hw", "settings", "raced", "dtype"),
     [

@@ -47,10 +47,13 @@ def network_key(model: torch.nn.Module) -> str:
 
 
 def _channels_last(model: torch.nn.Module) -> bool:
-    """Whether the network was put in channels-last (its first 4-d weight is), as its batches are."""
+    """Whether the network was put in channels-last, as its batches then are: read from its first
+    4-d weight whose layout tells (a 1x1 or single-input-channel kernel is both layouts at once)."""
     for p in model.parameters():
         if p.dim() == 4:
-            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+            nhwc = p.is_contiguous(memory_format=torch.channels_last)
+            if nhwc != p.is_contiguous():
+                return nhwc
     return False
 
 
